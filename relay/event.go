@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mlrelay/relay/relay/replicate"
@@ -34,7 +35,8 @@ type Event struct {
 	// ReceivedAt is when the relay accepted the delivery.
 	ReceivedAt time.Time
 
-	output any // Output decoded, lazily
+	outputOnce sync.Once
+	output     any // Output decoded, once, on first use
 }
 
 // ParseEvent decodes a webhook body. kind is the value of ?kind= ("" to guess from the payload).
@@ -116,11 +118,11 @@ func (ev *Event) PredictTime() float64 {
 
 // OutputValue is the output decoded into plain Go values (nil when absent or undecodable).
 func (ev *Event) OutputValue() any {
-	if ev.output == nil && len(ev.Output) > 0 {
-		if json.Unmarshal(ev.Output, &ev.output) != nil {
+	ev.outputOnce.Do(func() {
+		if len(ev.Output) > 0 && json.Unmarshal(ev.Output, &ev.output) != nil {
 			ev.output = nil
 		}
-	}
+	})
 	return ev.output
 }
 
@@ -177,7 +179,9 @@ func isFileURL(s string) bool {
 		return false
 	}
 	u, err := url.Parse(s)
-	return err == nil && u.Host != ""
+	// A URL with user info (https://replicate.com@evil.example/x.png) reads as one host and
+	// goes to another: never treat it as an output file.
+	return err == nil && u.Host != "" && u.User == nil
 }
 
 // WebURL is the prediction's page on replicate.com.

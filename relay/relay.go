@@ -20,14 +20,16 @@ type Message struct {
 	Event *Event
 	// Rule is the name of the rule that produced the message.
 	Rule string
-	// Title is a one-line headline, already formatted for the target.
+	// Title is a one-line headline, escaped for the target (for Slack: mrkdwn entities, which a
+	// notifier putting it into a plain_text object must undo).
 	Title string
 	// Body is the main text, already formatted and escaped for the target (mrkdwn for Slack).
 	Body string
 	// Context is a short footer line, formatted for the target.
 	Context string
-	// Text is a plain-text rendering of the whole message, used as the fallback text
-	// that notification banners and screen readers show.
+	// Text is the whole message as plain text, made safe for the target, used as the fallback
+	// text that notification banners and screen readers show (Slack reads it as mrkdwn, so for
+	// Slack it is escaped like Body).
 	Text string
 }
 

@@ -1,0 +1,283 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Destination is a configured notifier as the dispatcher sees it.
+type Destination struct {
+	// Notifier sends the messages.
+	Notifier Notifier
+	// Target selects the templates' output format ("slack", "text", ...).
+	Target string
+	// Rate limits messages per second to this destination (0 = unlimited), with bursts of Burst.
+	Rate  float64
+	Burst int
+}
+
+// DispatcherConfig tunes the dispatcher. Zero values take the defaults in brackets.
+type DispatcherConfig struct {
+	Workers     int           // concurrent sends [4]
+	Lease       time.Duration // how long a claimed delivery is held before others may take it [1m]
+	SendTimeout time.Duration // bound on one Notify call [15s]
+	MaxAttempts int           // failed attempts before a delivery is dead [25]
+	MaxAge      time.Duration // age after which a failing delivery is dead [24h]
+	BackoffMin  time.Duration // first retry delay [1s]
+	BackoffMax  time.Duration // cap on the retry delay [10m]
+	Poll        time.Duration // how often to look for due deliveries when not woken [500ms]
+	MaxPaceWait time.Duration // longer pacing waits are rescheduled instead of held [5s]
+}
+
+func (c *DispatcherConfig) defaults() {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 25
+	}
+	set(&c.Lease, time.Minute)
+	set(&c.SendTimeout, 15*time.Second)
+	set(&c.MaxAge, 24*time.Hour)
+	set(&c.BackoffMin, time.Second)
+	set(&c.BackoffMax, 10*time.Minute)
+	set(&c.Poll, 500*time.Millisecond)
+	set(&c.MaxPaceWait, 5*time.Second)
+}
+
+// Dispatcher drains due deliveries from the store: it leases them, renders each through its
+// rule's template, sends it, and records the outcome. A delivery held by a process that died is
+// taken again once its lease expires.
+type Dispatcher struct {
+	store        Store
+	renderer     Renderer
+	destinations map[string]*Destination
+	pacers       map[string]*pacer
+	cfg          DispatcherConfig
+	log          *slog.Logger
+	now          func() time.Time
+	wake         chan struct{}
+}
+
+// NewDispatcher builds a dispatcher over destinations keyed by the notifier names rules use.
+func NewDispatcher(store Store, r Renderer, destinations map[string]*Destination, cfg DispatcherConfig, log *slog.Logger) *Dispatcher {
+	cfg.defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	d := &Dispatcher{
+		store: store, renderer: r, destinations: destinations, pacers: map[string]*pacer{},
+		cfg: cfg, log: log, now: time.Now, wake: make(chan struct{}, 1),
+	}
+	for name, dest := range destinations {
+		d.pacers[name] = newPacer(dest.Rate, dest.Burst)
+	}
+	return d
+}
+
+// Wake tells the dispatcher that new deliveries may be due. It never blocks.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run dispatches until ctx is cancelled, then lets sends in flight finish (each bounded by
+// SendTimeout), gives back deliveries it claimed but did not start, and returns.
+func (d *Dispatcher) Run(ctx context.Context) {
+	work := make(chan Delivery)
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, d.cfg.Workers)
+	for range d.cfg.Workers {
+		wg.Go(func() {
+			for dl := range work {
+				d.handle(ctx, dl)
+				<-slots
+			}
+		})
+	}
+	defer func() {
+		close(work)
+		wg.Wait()
+	}()
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-timer.C:
+		}
+		// Claim as many as there are free workers, so nothing sits leased in a queue.
+		for ctx.Err() == nil {
+			free := d.cfg.Workers - len(slots)
+			if free == 0 {
+				// Wait for a worker to finish before claiming more.
+				select {
+				case slots <- struct{}{}:
+					<-slots
+					continue
+				case <-ctx.Done():
+					return
+				}
+			}
+			batch, err := d.store.Claim(ctx, d.now(), d.cfg.Lease, free)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.log.Error("claiming deliveries failed", "err", err)
+				}
+				break
+			}
+			for i, dl := range batch {
+				select {
+				case slots <- struct{}{}:
+					work <- dl
+				case <-ctx.Done():
+					d.release(batch[i:])
+					return
+				}
+			}
+			if len(batch) < free {
+				break
+			}
+		}
+		timer.Reset(d.cfg.Poll)
+	}
+}
+
+// release gives deliveries back unattempted, outliving the cancelled context.
+func (d *Dispatcher) release(batch []Delivery) {
+	if len(batch) == 0 {
+		return
+	}
+	ids := make([]int64, len(batch))
+	for i, dl := range batch {
+		ids[i] = dl.ID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.store.Release(ctx, ids); err != nil {
+		d.log.Error("releasing deliveries failed; they will be retried when their lease expires", "err", err, "count", len(ids))
+	}
+}
+
+func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
+	log := d.log.With("delivery", dl.ID, "rule", dl.Rule, "notifier", dl.Notifier)
+	dest := d.destinations[dl.Notifier]
+	if dest == nil {
+		d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: fmt.Sprintf("notifier %q is not configured", dl.Notifier)})
+		return
+	}
+	ev, err := ParseEvent(dl.Body, dl.MessageID, string(dl.Kind), dl.Meta, dl.ReceivedAt)
+	if err != nil {
+		d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: "stored event unreadable: " + err.Error()})
+		return
+	}
+	log = log.With("kind", ev.Kind, "id", ev.ID, "status", ev.Status)
+	msg, err := d.renderer.Render(dl.Template, dest.Target, ev)
+	if err != nil {
+		d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: "render: " + err.Error()})
+		return
+	}
+	msg.Rule = dl.Rule
+
+	p := d.pacers[dl.Notifier]
+	if wait := p.reserve(d.now()); wait > 0 {
+		if wait > d.cfg.MaxPaceWait {
+			p.cancel()
+			d.settle(log, dl, Settlement{State: Pending, Attempts: dl.Attempts, NextAt: d.now().Add(wait)})
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			p.cancel()
+			d.release([]Delivery{dl})
+			return
+		}
+	}
+
+	// A send that has started is allowed to finish on shutdown: cutting it off midway would
+	// leave the provider's state unknown and make a duplicate more likely.
+	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.SendTimeout)
+	ref, err := dest.Notifier.Notify(sendCtx, msg)
+	cancel()
+	now := d.now()
+	if err == nil {
+		log.Info("notification sent", "attempts", dl.Attempts+1)
+		d.settle(log, dl, Settlement{State: Sent, Attempts: dl.Attempts, Ref: ref, At: now})
+		return
+	}
+	c := Classify(err)
+	switch {
+	case c.Permanent:
+		d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts + 1, LastError: err.Error(), At: now})
+	case c.RateLimited:
+		wait := max(c.RetryAfter, time.Second)
+		p.pause(now.Add(wait))
+		log.Warn("rate limited; will retry", "retry_after", wait)
+		d.settle(log, dl, Settlement{State: Pending, Attempts: dl.Attempts, NextAt: now.Add(wait), LastError: err.Error(), At: now})
+	default:
+		attempts := dl.Attempts + 1
+		if attempts >= d.cfg.MaxAttempts || now.Sub(dl.CreatedAt) >= d.cfg.MaxAge {
+			d.settle(log, dl, Settlement{State: Dead, Attempts: attempts, LastError: fmt.Sprintf("gave up after %d attempts: %v", attempts, err), At: now})
+			return
+		}
+		wait := max(Backoff(attempts, d.cfg.BackoffMin, d.cfg.BackoffMax), c.RetryAfter)
+		log.Warn("send failed; will retry", "err", err, "attempts", attempts, "retry_in", wait.Round(time.Millisecond))
+		d.settle(log, dl, Settlement{State: Pending, Attempts: attempts, NextAt: now.Add(wait), LastError: err.Error(), At: now})
+	}
+}
+
+// settle records an outcome, retrying briefly: if it cannot be recorded, the lease expires and
+// the delivery is attempted again (at least once, never lost).
+func (d *Dispatcher) settle(log *slog.Logger, dl Delivery, s Settlement) {
+	if s.At.IsZero() {
+		s.At = d.now()
+	}
+	if s.State == Dead {
+		log.Error("delivery dead", "attempts", s.Attempts, "last_error", s.LastError)
+	}
+	var err error
+	for try := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = d.store.Settle(ctx, dl.ID, s)
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	}
+	log.Error("recording delivery outcome failed; it will be retried after its lease", "state", s.State, "err", err)
+}
+
+// Backoff is the delay before retry number attempts (1-based): exponential from min, capped at
+// max, with jitter over the upper half so that retries from one outage spread out.
+func Backoff(attempts int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 1; i < attempts && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(half+1)
+}

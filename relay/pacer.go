@@ -1,0 +1,75 @@
+package relay
+
+import (
+	"sync"
+	"time"
+)
+
+// pacer is a token bucket per destination with a pause, so that a burst of events does not trip
+// a provider's per-channel limit and a 429 holds back every message to that destination, not
+// only the one that hit it.
+type pacer struct {
+	mu          sync.Mutex
+	interval    time.Duration // time to earn one token; 0 means unlimited
+	burst       float64
+	tokens      float64
+	last        time.Time
+	pausedUntil time.Time
+}
+
+// newPacer allows rate messages per second with bursts of burst; rate <= 0 means no limit.
+func newPacer(rate float64, burst int) *pacer {
+	if rate <= 0 {
+		return &pacer{}
+	}
+	if burst < 1 {
+		burst = 1
+	}
+	return &pacer{interval: time.Duration(float64(time.Second) / rate), burst: float64(burst), tokens: float64(burst)}
+}
+
+// reserve takes a slot and says how long to wait before using it. A reservation made is
+// kept: the caller either waits and sends, or gives the slot back with cancel.
+func (p *pacer) reserve(now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var wait time.Duration
+	if now.Before(p.pausedUntil) {
+		wait = p.pausedUntil.Sub(now)
+	}
+	if p.interval == 0 {
+		return wait
+	}
+	if !p.last.IsZero() {
+		p.tokens += float64(now.Sub(p.last)) / float64(p.interval)
+		if p.tokens > p.burst {
+			p.tokens = p.burst
+		}
+	}
+	p.last = now
+	p.tokens--
+	if p.tokens < 0 {
+		if d := time.Duration(-p.tokens * float64(p.interval)); d > wait {
+			wait = d
+		}
+	}
+	return wait
+}
+
+// cancel gives back a slot taken by reserve and not used.
+func (p *pacer) cancel() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.interval != 0 {
+		p.tokens++
+	}
+}
+
+// pause holds every message back until t.
+func (p *pacer) pause(t time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t.After(p.pausedUntil) {
+		p.pausedUntil = t
+	}
+}

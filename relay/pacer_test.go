@@ -1,0 +1,82 @@
+package relay
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPacer(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	t.Run("burst then one per interval", func(t *testing.T) {
+		p := newPacer(2, 3) // 2/s, bursts of 3
+		for i := range 3 {
+			if w := p.reserve(t0); w != 0 {
+				t.Fatalf("burst message %d waits %v", i, w)
+			}
+		}
+		if w := p.reserve(t0); w != 500*time.Millisecond {
+			t.Fatalf("4th message waits %v, want 500ms", w)
+		}
+		if w := p.reserve(t0); w != time.Second {
+			t.Fatalf("5th message waits %v, want 1s", w)
+		}
+	})
+	t.Run("tokens refill over time up to burst", func(t *testing.T) {
+		p := newPacer(1, 2)
+		p.reserve(t0)
+		p.reserve(t0)
+		if w := p.reserve(t0.Add(10 * time.Second)); w != 0 {
+			t.Fatalf("after a quiet period waits %v", w)
+		}
+		if w := p.reserve(t0.Add(10 * time.Second)); w != 0 {
+			t.Fatalf("second after quiet period waits %v (burst is 2)", w)
+		}
+		if w := p.reserve(t0.Add(10 * time.Second)); w != time.Second {
+			t.Fatalf("third waits %v, want 1s", w)
+		}
+	})
+	t.Run("cancel gives the slot back", func(t *testing.T) {
+		p := newPacer(1, 1)
+		p.reserve(t0)
+		if w := p.reserve(t0); w != time.Second {
+			t.Fatalf("waits %v", w)
+		}
+		p.cancel()
+		if w := p.reserve(t0); w != time.Second {
+			t.Fatalf("after cancel waits %v, want 1s again", w)
+		}
+	})
+	t.Run("pause holds everything back, even unlimited", func(t *testing.T) {
+		p := newPacer(0, 0)
+		if w := p.reserve(t0); w != 0 {
+			t.Fatalf("unlimited waits %v", w)
+		}
+		p.pause(t0.Add(3 * time.Second))
+		if w := p.reserve(t0.Add(time.Second)); w != 2*time.Second {
+			t.Fatalf("paused waits %v, want 2s", w)
+		}
+		p.pause(t0.Add(time.Second)) // an earlier pause does not shorten the current one
+		if w := p.reserve(t0.Add(time.Second)); w != 2*time.Second {
+			t.Fatalf("paused waits %v, want 2s", w)
+		}
+	})
+}
+
+func TestBackoff(t *testing.T) {
+	min, max := time.Second, time.Minute
+	for attempts := 1; attempts <= 12; attempts++ {
+		want := min << (attempts - 1)
+		if want > max {
+			want = max
+		}
+		for range 50 {
+			d := Backoff(attempts, min, max)
+			if d < want/2 || d > want {
+				t.Fatalf("Backoff(%d) = %v, want within [%v, %v]", attempts, d, want/2, want)
+			}
+		}
+	}
+	if d := Backoff(1000, min, max); d > max {
+		t.Fatalf("Backoff(1000) = %v beyond the cap", d)
+	}
+}

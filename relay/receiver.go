@@ -1,0 +1,147 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Verifier checks a webhook's signature headers against its raw body.
+type Verifier interface {
+	Verify(h http.Header, body []byte) error
+}
+
+// Receiver is the HTTP handler for Replicate webhooks. It answers 2xx only once the
+// deliveries the event implies are durable:
+//
+//	405 wrong method, 413 body over MaxBody, 401 bad or missing signature or stale timestamp,
+//	400 malformed payload, 503 store unavailable (Replicate retries terminal events),
+//	200 accepted, duplicate or stale.
+type Receiver struct {
+	Verifier  Verifier
+	Rules     []*CompiledRule
+	Committer *Committer
+	MaxBody   int64            // default 10 MiB
+	Logger    *slog.Logger     // default slog.Default()
+	Now       func() time.Time // default time.Now
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONError(w, http.StatusMethodNotAllowed, "method not allowed; use POST")
+		return
+	}
+	log := rc.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	limit := rc.MaxBody
+	if limit <= 0 {
+		limit = 10 << 20
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 { // do not keep outsized buffers alive
+			bufPool.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSONError(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(limit, 10)+" bytes")
+			return
+		}
+		writeJSONError(w, http.StatusBadRequest, "reading body failed")
+		return
+	}
+	body := buf.Bytes()
+	if err := rc.Verifier.Verify(r.Header, body); err != nil {
+		log.Warn("webhook rejected", "reason", err.Error(), "remote", r.RemoteAddr)
+		writeJSONError(w, http.StatusUnauthorized, err.Error())
+		return
+	}
+
+	now := time.Now
+	if rc.Now != nil {
+		now = rc.Now
+	}
+	q := r.URL.Query()
+	meta := make(map[string]string, len(q))
+	for k, v := range q {
+		if len(v) > 0 {
+			meta[k] = v[0]
+		}
+	}
+	msgID := r.Header.Get("webhook-id")
+	ev, err := ParseEvent(body, msgID, q.Get("kind"), meta, now().UTC())
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+
+	item := &Ingest{
+		MessageID:  msgID,
+		Kind:       ev.Kind,
+		SubjectID:  ev.ID,
+		Status:     ev.Status,
+		ReceivedAt: ev.ReceivedAt,
+		Meta:       meta,
+	}
+	for _, rule := range rc.Rules {
+		ok, err := rule.Match(ev)
+		if err != nil {
+			log.Warn("rule expression failed; rule skipped for this event", "rule", rule.Name, "id", ev.ID, "err", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		for _, n := range rule.Notify {
+			item.Deliveries = append(item.Deliveries, DeliverySpec{Rule: rule.Name, Notifier: n, Template: rule.Template})
+		}
+	}
+	if len(item.Deliveries) > 0 {
+		item.Body = bytes.Clone(body)
+	}
+
+	if err := rc.Committer.Submit(r.Context(), item); err != nil {
+		log.Error("webhook not stored; answering 503 so the sender retries", "id", ev.ID, "webhook_id", msgID, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily unable to store the event")
+		return
+	}
+	if item.Outcome != Accepted || item.Created > 0 {
+		log.Debug("webhook", "outcome", item.Outcome.String(), "kind", ev.Kind, "id", ev.ID,
+			"status", ev.Status, "webhook_id", msgID, "deliveries", item.Created)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(ackBody(item.Outcome, item.Created))
+}
+
+func ackBody(o Outcome, created int) []byte {
+	b := make([]byte, 0, 48)
+	b = append(b, `{"outcome":"`...)
+	b = append(b, o.String()...)
+	b = append(b, `","deliveries":`...)
+	b = strconv.AppendInt(b, int64(created), 10)
+	return append(b, "}\n"...)
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error string `json:"error"`
+	}{msg})
+}
