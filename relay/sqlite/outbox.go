@@ -1,0 +1,332 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mlrelay/relay/relay"
+	"github.com/mlrelay/relay/relay/replicate"
+)
+
+const (
+	// claimDueSQL picks the deliveries due at ?1, at most ?2, in (next_at, id) order. Each branch
+	// of the union walks its own partial index, so a long backlog of pending deliveries is never
+	// sorted as a whole. The indexes are named because without statistics the planner may
+	// prefer another.
+	claimDueSQL = `SELECT d.id, d.rule, d.notifier, d.template, d.attempts, d.created_at,
+			e.message_id, e.kind, e.meta, e.body, e.received_at
+		FROM deliveries d JOIN events e ON e.id = d.event_id
+		WHERE d.id IN (
+			SELECT id FROM (SELECT id FROM deliveries INDEXED BY deliveries_due
+				WHERE state = 'pending' AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2)
+			UNION ALL
+			SELECT id FROM (SELECT id FROM deliveries INDEXED BY deliveries_lease
+				WHERE state = 'sending' AND lease_until <= ?1 ORDER BY next_at, id LIMIT ?2))
+		ORDER BY d.next_at, d.id
+		LIMIT ?2`
+
+	leaseSQL = `UPDATE deliveries SET state = 'sending', lease_until = ?, updated_at = ? WHERE id = ?`
+
+	// settleSQL records an attempt's outcome (?1) on a delivery still claimed: one that was
+	// released, or settled by another claimant after its lease expired, is left alone.
+	settleSQL = `UPDATE deliveries SET
+			state = ?1,
+			attempts = ?2,
+			next_at = CASE WHEN ?1 = 'pending' THEN ?3 ELSE next_at END,
+			last_error = CASE WHEN ?1 = 'sent' THEN '' ELSE ?4 END,
+			ref = CASE WHEN ?1 = 'sent' THEN ?5 ELSE ref END,
+			lease_until = NULL,
+			updated_at = ?6
+		WHERE id = ?7 AND state = 'sending'`
+
+	// releaseSQL returns a claimed delivery to pending. Its next_at is left as it was: it was due
+	// when claimed, so it is due again at once and keeps its place ahead of later deliveries.
+	releaseSQL = `UPDATE deliveries SET state = 'pending', lease_until = NULL, updated_at = ?
+		WHERE id = ? AND state = 'sending'`
+)
+
+// Claim leases up to limit deliveries due at now; see relay.Store.
+func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) (_ []relay.Delivery, err error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	at := now.UnixNano()
+	rows, err := tx.StmtContext(ctx, s.claimDue).QueryContext(ctx, at, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim: %w", err)
+	}
+	var ds []relay.Delivery
+	for rows.Next() {
+		var (
+			d                   relay.Delivery
+			kind, meta          string
+			created, receivedAt int64
+		)
+		if err := rows.Scan(&d.ID, &d.Rule, &d.Notifier, &d.Template, &d.Attempts, &created,
+			&d.MessageID, &kind, &meta, &d.Body, &receivedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: claim: %w", err)
+		}
+		if err := json.Unmarshal([]byte(meta), &d.Meta); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: claim: delivery %d: decode meta: %w", d.ID, err)
+		}
+		d.Kind = relay.Kind(kind)
+		d.CreatedAt = fromNanos(created)
+		d.ReceivedAt = fromNanos(receivedAt)
+		ds = append(ds, d)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite: claim: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: claim: %w", err)
+	}
+	if len(ds) == 0 {
+		return nil, tx.Rollback()
+	}
+	leaseSt := tx.StmtContext(ctx, s.lease)
+	until := now.Add(lease).UnixNano()
+	for _, d := range ds {
+		if _, err := leaseSt.ExecContext(ctx, until, at, d.ID); err != nil {
+			return nil, fmt.Errorf("sqlite: claim: lease delivery %d: %w", d.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: claim: commit: %w", err)
+	}
+	return ds, nil
+}
+
+// Settle records the outcome of an attempt at a claimed delivery; see relay.Store. It fails,
+// changing nothing, when the delivery does not exist or is no longer claimed (released, or
+// settled by another claimant after this one's lease expired). A zero s.At means now; a Pending
+// settlement with a zero NextAt is due at s.At.
+func (s *Store) Settle(ctx context.Context, id int64, st relay.Settlement) error {
+	switch st.State {
+	case relay.Sent, relay.Pending, relay.Dead:
+	default:
+		return fmt.Errorf("sqlite: settle delivery %d: cannot settle as %q", id, st.State)
+	}
+	at := nanos(st.At, time.Now().UnixNano())
+	next := nanos(st.NextAt, at)
+	n, err := changed(s.settle.ExecContext(ctx, string(st.State), st.Attempts, next, st.LastError, st.Ref, at, id))
+	if err != nil {
+		return fmt.Errorf("sqlite: settle delivery %d: %w", id, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var state string
+	err = s.db.QueryRowContext(ctx, `SELECT state FROM deliveries WHERE id = ?`, id).Scan(&state)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: settle delivery %d: no such delivery", id)
+	case err != nil:
+		return fmt.Errorf("sqlite: settle delivery %d: %w", id, err)
+	}
+	return fmt.Errorf("sqlite: settle delivery %d: not claimed (it is %s)", id, state)
+}
+
+// Release returns claimed deliveries to pending, due at once, without counting an attempt; see
+// relay.Store. Ids of deliveries that are not claimed are ignored, so that a release can never
+// resend a delivery already settled.
+func (s *Store) Release(ctx context.Context, ids []int64) (err error) {
+	if len(ids) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: release: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	st := tx.StmtContext(ctx, s.release)
+	now := time.Now().UnixNano()
+	for _, id := range ids {
+		if _, err := st.ExecContext(ctx, now, id); err != nil {
+			return fmt.Errorf("sqlite: release delivery %d: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: release: commit: %w", err)
+	}
+	return nil
+}
+
+// Deliveries lists deliveries, newest first; see relay.Store. A limit of 0 or less means all.
+func (s *Store) Deliveries(ctx context.Context, state relay.State, limit int) ([]relay.DeliveryInfo, error) {
+	const cols = `SELECT d.id, d.rule, d.notifier, d.state, d.attempts, d.next_at, d.last_error, d.ref,
+			d.kind, d.subject_id, d.status, e.message_id, d.created_at, d.updated_at
+		FROM deliveries d JOIN events e ON e.id = d.event_id`
+	if limit <= 0 {
+		limit = -1 // no limit, to SQLite
+	}
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if state == "" {
+		rows, err = s.db.QueryContext(ctx, cols+` ORDER BY d.id DESC LIMIT ?`, limit)
+	} else {
+		rows, err = s.db.QueryContext(ctx, cols+` WHERE d.state = ? ORDER BY d.id DESC LIMIT ?`, string(state), limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []relay.DeliveryInfo
+	for rows.Next() {
+		var (
+			d                          relay.DeliveryInfo
+			st, kind, status           string
+			nextAt, created, updatedAt int64
+		)
+		if err := rows.Scan(&d.ID, &d.Rule, &d.Notifier, &st, &d.Attempts, &nextAt, &d.LastError, &d.Ref,
+			&kind, &d.SubjectID, &status, &d.MessageID, &created, &updatedAt); err != nil {
+			return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+		}
+		d.State, d.Kind, d.Status = relay.State(st), relay.Kind(kind), replicate.Status(status)
+		d.NextAt, d.CreatedAt, d.UpdatedAt = fromNanos(nextAt), fromNanos(created), fromNanos(updatedAt)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// pruneChunk is how many rows Prune deletes per transaction, so that a large prune (the first
+// after a long stop, say) never holds the write lock long enough to stall ingestion.
+const pruneChunk = 2000
+
+// The statements of Prune, each deleting at most ?2 rows older than ?1.
+const (
+	pruneSeenSQL = `DELETE FROM seen WHERE message_id IN
+		(SELECT message_id FROM seen WHERE seen_at < ? LIMIT ?)`
+	pruneSubjectsSQL = `DELETE FROM subjects WHERE (kind, subject_id) IN
+		(SELECT kind, subject_id FROM subjects WHERE updated_at < ? LIMIT ?)`
+	// pruneDeliveriesSQL returns the events of the deliveries it deletes, for pruneEventSQL.
+	pruneDeliveriesSQL = `DELETE FROM deliveries WHERE id IN
+		(SELECT id FROM deliveries WHERE state IN ('sent', 'dead') AND updated_at < ? LIMIT ?)
+		RETURNING event_id`
+	pruneEventSQL = `DELETE FROM events
+		WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?1)`
+)
+
+// Prune forgets old message ids, subject stages and finished deliveries; see relay.Store.
+// Pending and sending deliveries, and the events they refer to, are always kept.
+func (s *Store) Prune(ctx context.Context, seenBefore, doneBefore time.Time) error {
+	seen, done := seenBefore.UnixNano(), doneBefore.UnixNano()
+	for _, q := range []string{pruneSeenSQL, pruneSubjectsSQL} {
+		for {
+			n, err := changed(s.db.ExecContext(ctx, q, seen, pruneChunk))
+			if err != nil {
+				return fmt.Errorf("sqlite: prune: %w", err)
+			}
+			if n < pruneChunk {
+				break
+			}
+		}
+	}
+	for {
+		n, err := s.pruneDeliveries(ctx, done)
+		if err != nil {
+			return fmt.Errorf("sqlite: prune: %w", err)
+		}
+		if n < pruneChunk {
+			return nil
+		}
+	}
+}
+
+// pruneDeliveries deletes up to pruneChunk deliveries sent or dead before done, and the events
+// that no delivery refers to any more, in one transaction. It returns how many it deleted.
+func (s *Store) pruneDeliveries(ctx context.Context, done int64) (_ int, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	rows, err := tx.QueryContext(ctx, pruneDeliveriesSQL, done, pruneChunk)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	events := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		events[id] = true
+		n++
+	}
+	if err := rows.Close(); err != nil {
+		return 0, err
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, tx.Rollback()
+	}
+	drop, err := tx.PrepareContext(ctx, pruneEventSQL)
+	if err != nil {
+		return 0, err
+	}
+	defer drop.Close()
+	for id := range events {
+		if _, err := drop.ExecContext(ctx, id); err != nil {
+			return 0, err
+		}
+	}
+	return n, tx.Commit()
+}
+
+// EnsureSetting stores value under key unless the key is set, and returns the stored value; see
+// relay.Store.
+func (s *Store) EnsureSetting(ctx context.Context, key, value string) (_ string, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("sqlite: setting %s: %w", key, err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, value); err != nil {
+		return "", fmt.Errorf("sqlite: setting %s: %w", key, err)
+	}
+	var stored string
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&stored); err != nil {
+		return "", fmt.Errorf("sqlite: setting %s: %w", key, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return "", fmt.Errorf("sqlite: setting %s: commit: %w", key, err)
+	}
+	return stored, nil
+}

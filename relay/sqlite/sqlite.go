@@ -1,0 +1,244 @@
+// Package sqlite implements relay.Store on one SQLite file, the relay's embedded default.
+//
+// The file is opened in WAL mode with synchronous=FULL, so that every acknowledged ingest survives
+// a power loss, and a busy timeout, so that several relay processes can share it. Each Store uses
+// a single connection: writes from its goroutines queue in Go rather than spin in SQLite's busy
+// handler, and every write transaction starts with BEGIN IMMEDIATE, so that two processes never
+// deadlock upgrading a read lock. Times are stored as unix nanoseconds (UTC).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/mlrelay/relay/relay"
+)
+
+var _ relay.Store = (*Store)(nil)
+
+// migrations holds the schema, one file per step, applied in name order. A file's version is the
+// number its name starts with; applied versions are recorded in schema_migrations.
+//
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a relay.Store on one SQLite file. It is safe for concurrent use.
+type Store struct {
+	db *sql.DB
+
+	// The statements of the hot paths, prepared once on the only connection.
+	insertSeen     *sql.Stmt
+	raiseStage     *sql.Stmt
+	insertEvent    *sql.Stmt
+	insertDelivery *sql.Stmt
+	dropEvent      *sql.Stmt
+	claimDue       *sql.Stmt
+	lease          *sql.Stmt
+	settle         *sql.Stmt
+	release        *sql.Stmt
+}
+
+// Open opens the SQLite database at path, creating the file if it does not exist, and brings its
+// schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// One connection for everything: see the package comment. It is never recycled, so the
+	// statements prepared on it stay prepared.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// dsn turns a file name into the driver's connection string. The name is written as an SQLite
+// URI, with the characters that URIs reserve escaped, so that any file name works.
+func dsn(path string) string {
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + esc +
+		"?_txlock=immediate" +
+		// busy_timeout comes first so that switching to WAL already waits for other processes.
+		"&_pragma=busy_timeout(10000)" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)" +
+		"&_pragma=foreign_keys(1)"
+}
+
+// Close closes the database. Deliveries still leased stay sending until their lease expires.
+func (s *Store) Close() error {
+	for _, st := range []*sql.Stmt{
+		s.insertSeen, s.raiseStage, s.insertEvent, s.insertDelivery, s.dropEvent,
+		s.claimDue, s.lease, s.settle, s.release,
+	} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database file can be read.
+func (s *Store) Ping(ctx context.Context) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// migration is one embedded schema step.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// loadMigrations reads the embedded migrations in version order.
+func loadMigrations() ([]migration, error) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, p := range names {
+		name := strings.TrimPrefix(p, "migrations/")
+		digits, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(digits)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must start with a positive version and _", name)
+		}
+		b, err := migrations.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: name, sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", ms[i-1].name, ms[i].name, ms[i].version)
+		}
+	}
+	return ms, nil
+}
+
+// migrate applies the migrations the database lacks, all in one transaction, so that processes
+// opening a new file at the same time apply each step exactly once.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	applied := map[int]bool{}
+	latest := 0
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("migrate: %w", err)
+		}
+		applied[v] = true
+		latest = max(latest, v)
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if n := len(ms); n > 0 && latest > ms[n-1].version {
+		return fmt.Errorf("migrate: the database has schema version %d, newer than this relay knows (%d)",
+			latest, ms[n-1].version)
+	}
+	for _, m := range ms {
+		if applied[m.version] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.version, m.name, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// prepare prepares the statements of the hot paths.
+func (s *Store) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		st    **sql.Stmt
+		query string
+	}{
+		{&s.insertSeen, insertSeenSQL},
+		{&s.raiseStage, raiseStageSQL},
+		{&s.insertEvent, insertEventSQL},
+		{&s.insertDelivery, insertDeliverySQL},
+		{&s.dropEvent, dropEventSQL},
+		{&s.claimDue, claimDueSQL},
+		{&s.lease, leaseSQL},
+		{&s.settle, settleSQL},
+		{&s.release, releaseSQL},
+	} {
+		st, err := s.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		*p.st = st
+	}
+	return nil
+}
+
+// nanos is t as stored: unix nanoseconds, or the fallback for the zero time, which has none.
+func nanos(t time.Time, fallback int64) int64 {
+	if t.IsZero() {
+		return fallback
+	}
+	return t.UnixNano()
+}
+
+// fromNanos is the time stored as n.
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }

@@ -1,0 +1,584 @@
+package sqlite
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mlrelay/relay/relay"
+	"github.com/mlrelay/relay/relay/replicate"
+	"github.com/mlrelay/relay/relay/storetest"
+)
+
+// openTemp opens a store on a new file in t's temporary directory and closes it at the end.
+func openTemp(t testing.TB) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "relay.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) relay.Store {
+		s, err := Open(context.Background(), filepath.Join(t.TempDir(), "relay.db"))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}
+
+// event builds a terminal prediction event with one delivery, or none when rule is "".
+func event(msg, subject string, status replicate.Status, rule string) *relay.Ingest {
+	in := &relay.Ingest{
+		MessageID:  msg,
+		Kind:       relay.KindPrediction,
+		SubjectID:  subject,
+		Status:     status,
+		ReceivedAt: time.Now(),
+		Meta:       map[string]string{"team": "vision"},
+		Body:       []byte(`{"id":"` + subject + `"}`),
+	}
+	if rule != "" {
+		in.Deliveries = []relay.DeliverySpec{{Rule: rule, Notifier: "slack", Template: "default"}}
+	}
+	return in
+}
+
+func TestPragmas(t *testing.T) {
+	s, _ := openTemp(t)
+	for _, tt := range []struct{ pragma, want string }{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"busy_timeout", "10000"},
+		{"foreign_keys", "1"},
+	} {
+		var got string
+		if err := s.db.QueryRow("PRAGMA " + tt.pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", tt.pragma, err)
+		}
+		if got != tt.want {
+			t.Errorf("PRAGMA %s = %s, want %s", tt.pragma, got, tt.want)
+		}
+	}
+}
+
+func TestOpenReservedCharacters(t *testing.T) {
+	name := "a?b#c%20d e.db"
+	path := filepath.Join(t.TempDir(), name)
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", path, err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the database is not at %q: %v", path, err)
+	}
+}
+
+func TestOpenFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing-dir", "relay.db")
+	_, err := Open(context.Background(), path)
+	if err == nil {
+		t.Fatalf("Open in a missing directory succeeded")
+	}
+	if !strings.HasPrefix(err.Error(), "sqlite: open ") || !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q should start with \"sqlite: open\" and name the file", err)
+	}
+}
+
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	first := []*relay.Ingest{
+		event("m1", "p1", replicate.Succeeded, "done"),
+		event("m2", "p2", replicate.Processing, ""),
+		event("m3", "p3", replicate.Failed, "failed"),
+	}
+	if err := s.Ingest(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.Claim(ctx, time.Now(), time.Hour, 1)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Claim = %d, %v", len(ds), err)
+	}
+	if err := s.Settle(ctx, ds[0].ID, relay.Settlement{State: relay.Sent, Ref: "ts-1", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EnsureSetting(ctx, "instance", "one"); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Deliveries(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	again := []*relay.Ingest{
+		event("m1", "p1", replicate.Succeeded, "done"),
+		event("m4", "p2", replicate.Starting, "started"),
+		event("m5", "p3", replicate.Failed, "failed"),
+	}
+	if err := s.Ingest(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []relay.Outcome{relay.Duplicate, relay.Stale, relay.Accepted} {
+		if again[i].Outcome != want || again[i].Created != 0 {
+			t.Errorf("after reopen, %s is %s/%d, want %s/0", again[i].MessageID, again[i].Outcome, again[i].Created, want)
+		}
+	}
+	after, err := s.Deliveries(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("deliveries after reopen:\n%v\nwant\n%v", after, before)
+	}
+	if v, err := s.EnsureSetting(ctx, "instance", "two"); err != nil || v != "one" {
+		t.Errorf("EnsureSetting after reopen = %q, %v; want one", v, err)
+	}
+	ds, err = s.Claim(ctx, time.Now(), time.Hour, 10)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Claim after reopen = %d, %v; want the one pending delivery", len(ds), err)
+	}
+	if d := ds[0]; d.MessageID != "m3" || !bytes.Equal(d.Body, first[2].Body) || d.Meta["team"] != "vision" {
+		t.Errorf("claimed %+v, want m3 with its body and meta", d)
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	ctx := context.Background()
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) == 0 {
+		t.Fatal("no migrations embedded")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "relay.db")
+
+	// Several processes starting at once on a new file: each step still runs once.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			s, err := Open(ctx, path)
+			if err != nil {
+				t.Errorf("Open: %v", err)
+				return
+			}
+			s.Close()
+		})
+	}
+	wg.Wait()
+
+	applied := func() map[int]int64 {
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		defer s.Close()
+		rows, err := s.db.Query(`SELECT version, applied_at FROM schema_migrations`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		got := map[int]int64{}
+		for rows.Next() {
+			var v int
+			var at int64
+			if err := rows.Scan(&v, &at); err != nil {
+				t.Fatal(err)
+			}
+			got[v] = at
+		}
+		return got
+	}
+	first := applied()
+	if len(first) != len(ms) {
+		t.Fatalf("%d migrations recorded, want %d", len(first), len(ms))
+	}
+	for _, m := range ms {
+		if _, ok := first[m.version]; !ok {
+			t.Errorf("migration %s not recorded", m.name)
+		}
+	}
+	if second := applied(); fmt.Sprint(second) != fmt.Sprint(first) {
+		t.Errorf("reopening changed the recorded migrations: %v, was %v", second, first)
+	}
+
+	// A database written by a newer relay is refused rather than misused.
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	future := ms[len(ms)-1].version + 1
+	if _, err := s.db.Exec(`INSERT INTO schema_migrations VALUES (?, 'future.sql', 0)`, future); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := Open(ctx, path); err == nil {
+		s.Close()
+		t.Errorf("Open of a database at schema version %d succeeded", future)
+	} else if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("Open error %q should say the schema is newer", err)
+	}
+}
+
+// TestIngestAtomic fails a batch halfway, after earlier events were written inside the
+// transaction, and checks that none of them persisted.
+func TestIngestAtomic(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	// A temporary trigger lives on the store's only connection, so Ingest runs into it.
+	if _, err := s.db.Exec(`CREATE TEMP TRIGGER boom BEFORE INSERT ON main.seen
+		WHEN NEW.message_id = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END`); err != nil {
+		t.Fatal(err)
+	}
+	batch := func() []*relay.Ingest {
+		return []*relay.Ingest{
+			event("m1", "p1", replicate.Processing, ""),
+			event("m2", "p2", replicate.Succeeded, "done"),
+			event("boom", "p3", replicate.Succeeded, "done"),
+		}
+	}
+	err := s.Ingest(ctx, batch())
+	if err == nil {
+		t.Fatal("Ingest succeeded through a failing statement")
+	}
+	if !strings.HasPrefix(err.Error(), "sqlite: ingest boom: ") {
+		t.Errorf("error %q should start with \"sqlite: ingest boom: \"", err)
+	}
+	if _, err := s.db.Exec(`DROP TRIGGER temp.boom`); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"seen", "subjects", "events", "deliveries"} {
+		var n int
+		if err := s.db.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("the failed batch left %d rows in %s", n, table)
+		}
+	}
+	again := batch()
+	if err := s.Ingest(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range again {
+		if in.Outcome != relay.Accepted {
+			t.Errorf("%s is %s after the failed batch, want accepted", in.MessageID, in.Outcome)
+		}
+	}
+}
+
+// TestNoEventWithoutDelivery checks at the table level what the conformance suite can only
+// observe from outside: events store a body only when they create a delivery.
+func TestNoEventWithoutDelivery(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	batch := []*relay.Ingest{
+		event("m1", "p1", replicate.Processing, ""),
+		event("m2", "p1", replicate.Succeeded, "done"),
+		event("m3", "p1", replicate.Succeeded, "done"), // same transition: creates nothing
+		event("m4", "p1", replicate.Processing, "progress"),
+	}
+	if err := s.Ingest(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	rows, err := s.db.Query(`SELECT message_id FROM events ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m string
+		if err := rows.Scan(&m); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	if fmt.Sprint(msgs) != "[m2]" {
+		t.Errorf("events stored: %v, want [m2]", msgs)
+	}
+}
+
+// TestQueryPlans guards the plans of the queries that run often or on large tables: each must
+// search its index rather than scan a table.
+func TestQueryPlans(t *testing.T) {
+	s, _ := openTemp(t)
+	for _, tt := range []struct {
+		name  string
+		query string
+		args  []any
+		want  []string
+	}{
+		{"claim", claimDueSQL, []any{0, 10}, []string{"deliveries_due", "deliveries_lease"}},
+		{"prune seen", pruneSeenSQL, []any{0, 10}, []string{"seen_seen_at"}},
+		{"prune subjects", pruneSubjectsSQL, []any{0, 10}, []string{"subjects_updated_at"}},
+		{"prune deliveries", pruneDeliveriesSQL, []any{0, 10}, []string{"deliveries_done"}},
+		{"prune event", pruneEventSQL, []any{0}, []string{"deliveries_event"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, err := s.db.Query(`EXPLAIN QUERY PLAN `+tt.query, tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			text := strings.Join(plan, "\n")
+			for _, want := range tt.want {
+				if !strings.Contains(text, want) {
+					t.Errorf("plan does not use %s:\n%s", want, text)
+				}
+			}
+			for _, line := range plan {
+				if strings.HasPrefix(line, "SCAN ") && !strings.HasPrefix(line, "SCAN (subquery") {
+					t.Errorf("plan scans a table:\n%s", text)
+				}
+			}
+		})
+	}
+}
+
+// TestTwoStores shares one file between two stores, as two relay processes would, and checks
+// that together they accept each message once and claim each delivery once.
+func TestTwoStores(t *testing.T) {
+	ctx := context.Background()
+	a, path := openTemp(t)
+	b, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	stores := []*Store{a, b, a, b}
+
+	const messages, subjects = 200, 40
+	var (
+		mu       sync.Mutex
+		accepted = map[string]int{}
+		created  int
+		wg       sync.WaitGroup
+	)
+	for w, s := range stores {
+		wg.Go(func() {
+			for start := 0; start < messages; start += 10 {
+				var batch []*relay.Ingest
+				for i := range 10 {
+					n := (start + i + w*53) % messages
+					batch = append(batch, event(fmt.Sprint("m", n), fmt.Sprint("p", n%subjects), replicate.Succeeded, "done"))
+				}
+				if err := s.Ingest(ctx, batch); err != nil {
+					t.Errorf("Ingest: %v", err)
+					return
+				}
+				mu.Lock()
+				for _, in := range batch {
+					if in.Outcome == relay.Accepted {
+						accepted[in.MessageID]++
+					}
+					created += in.Created
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(accepted) != messages {
+		t.Errorf("%d messages accepted, want %d", len(accepted), messages)
+	}
+	for m, n := range accepted {
+		if n != 1 {
+			t.Errorf("message %s accepted %d times", m, n)
+		}
+	}
+	if created != subjects {
+		t.Errorf("%d deliveries created, want %d", created, subjects)
+	}
+
+	claimed := map[int64]int{}
+	for _, s := range stores {
+		wg.Go(func() {
+			for {
+				ds, err := s.Claim(ctx, time.Now(), time.Hour, 3)
+				if err != nil {
+					t.Errorf("Claim: %v", err)
+					return
+				}
+				if len(ds) == 0 {
+					return
+				}
+				for _, d := range ds {
+					if err := s.Settle(ctx, d.ID, relay.Settlement{State: relay.Sent, At: time.Now()}); err != nil {
+						t.Errorf("Settle: %v", err)
+					}
+				}
+				mu.Lock()
+				for _, d := range ds {
+					claimed[d.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(claimed) != subjects {
+		t.Errorf("%d deliveries claimed, want %d", len(claimed), subjects)
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Errorf("delivery %d claimed %d times", id, n)
+		}
+	}
+}
+
+// childEnv names the database a child process of TestProcesses works on.
+const childEnv = "RELAY_SQLITE_TEST_CHILD"
+
+// TestProcesses runs real processes on one file, so that file locking between processes is
+// exercised too, not only between connections of one process.
+func TestProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	path := filepath.Join(t.TempDir(), "relay.db")
+	const children = 3
+	outs := make([][]byte, children)
+	var wg sync.WaitGroup
+	for i := range children {
+		wg.Go(func() {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestChildProcess$", "-test.v")
+			cmd.Env = append(os.Environ(), childEnv+"="+path, "RELAY_SQLITE_TEST_OFFSET="+strconv.Itoa(i*61))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Errorf("child %d: %v\n%s", i, err, out)
+			}
+			outs[i] = out
+		})
+	}
+	wg.Wait()
+
+	accepted, claimed := map[string]int{}, map[string]int{}
+	created := 0
+	for _, out := range outs {
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) != 2 {
+				continue
+			}
+			switch f[0] {
+			case "accepted":
+				accepted[f[1]]++
+			case "claimed":
+				claimed[f[1]]++
+			case "created":
+				n, _ := strconv.Atoi(f[1])
+				created += n
+			}
+		}
+	}
+	if len(accepted) != childMessages {
+		t.Errorf("%d messages accepted, want %d", len(accepted), childMessages)
+	}
+	for m, n := range accepted {
+		if n != 1 {
+			t.Errorf("message %s accepted by %d processes", m, n)
+		}
+	}
+	if created != childSubjects {
+		t.Errorf("%d deliveries created, want %d", created, childSubjects)
+	}
+	if len(claimed) == 0 {
+		t.Errorf("the processes claimed nothing")
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Errorf("delivery %s claimed %d times", id, n)
+		}
+	}
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sent, err := s.Deliveries(context.Background(), relay.Sent, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != len(claimed) {
+		t.Errorf("%d deliveries sent, but %d claimed", len(sent), len(claimed))
+	}
+}
+
+const childMessages, childSubjects = 180, 30
+
+// TestChildProcess is one process of TestProcesses; it does nothing when run on its own.
+func TestChildProcess(t *testing.T) {
+	path := os.Getenv(childEnv)
+	if path == "" {
+		t.Skip("runs only as a child of TestProcesses")
+	}
+	offset, _ := strconv.Atoi(os.Getenv("RELAY_SQLITE_TEST_OFFSET"))
+	ctx := context.Background()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for start := 0; start < childMessages; start += 12 {
+		var batch []*relay.Ingest
+		for i := range 12 {
+			n := (start + i + offset) % childMessages
+			batch = append(batch, event(fmt.Sprint("m", n), fmt.Sprint("p", n%childSubjects), replicate.Succeeded, "done"))
+		}
+		if err := s.Ingest(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range batch {
+			if in.Outcome == relay.Accepted {
+				fmt.Println("accepted", in.MessageID)
+			}
+			fmt.Println("created", in.Created)
+		}
+		ds, err := s.Claim(ctx, time.Now(), time.Hour, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if err := s.Settle(ctx, d.ID, relay.Settlement{State: relay.Sent, At: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Println("claimed", d.ID)
+		}
+	}
+}
