@@ -1,0 +1,170 @@
+package templates
+
+import (
+	"strings"
+	"testing"
+	"text/template"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mlrelay/relay/relay/replicate"
+)
+
+// TestFuncs runs each function from a template, as users call them, for each target.
+func TestFuncs(t *testing.T) {
+	data := map[string]any{
+		"Hostile": "<!channel> *b*",
+		"Logs":    replicate.Text("line 1\n<@U1>"),
+		"Time":    time.Date(2025, 5, 1, 20, 29, 3, 0, time.FixedZone("CEST", 2*3600)),
+		"Zero":    time.Time{},
+		"D":       8*time.Minute + 22700*time.Millisecond,
+		"Images":  []string{"a", "b"},
+		"Seed":    42069,
+		"Nested":  map[string]any{"a": []any{1, "<x>"}},
+	}
+	tests := []struct {
+		name, target, tmpl, want string
+	}{
+		{"escape slack", "slack", `{{escape .Hostile}}`, "&lt;!channel&gt; " + z + "*" + z + "b" + z + "*" + z},
+		{"escape text", "text", `{{escape "a\x1b[1mb"}}`, "ab"},
+		{"escape named string", "slack", `{{escape .Logs}}`, "line 1\n&lt;@U1&gt;"},
+		{"escape number", "slack", `{{escape .Seed}}`, "42069"},
+		{"escape JSON", "slack", `{{escape .Nested}}`, `{"a":[1,"&lt;x&gt;"]}`},
+		{"escape nil", "slack", `{{escape .Missing}}`, ""},
+		{"mrkdwn in text", "text", `{{mrkdwn .Hostile}}`, "&lt;!channel&gt; " + z + "*" + z + "b" + z + "*" + z},
+		{"link slack", "slack", `{{link "https://x.example/a" "A"}}`, "<https://x.example/a|A>"},
+		{"link text", "text", `{{link "https://x.example/a" "A"}}`, "A (https://x.example/a)"},
+		{"link without label", "slack", `{{link "https://x.example/a"}}`, "<https://x.example/a>"},
+		{"code slack", "slack", `{{code "a` + "`" + `b"}}`, "`aˋb`"},
+		{"code text", "text", `{{code "a b"}}`, "a b"},
+		{"codeblock slack", "slack", `{{codeblock .Logs}}`, "```\nline 1\n&lt;@U1&gt;\n```"},
+		{"codeblock text", "text", `{{codeblock .Logs}}`, "    line 1\n    <@U1>"},
+		{"filename", "slack", `{{filename "https://x.example/a/out%20*1*.png?x=1"}}`, "out " + z + "*" + z + "1" + z + "*" + z + ".png"},
+		{"filename of no URL", "text", `{{filename "dir/file.txt"}}`, "file.txt"},
+		{"filename of a directory", "text", `{{filename "https://x.example/"}}`, ""},
+		{"truncate", "text", `{{truncate 5 "abcdefgh"}}`, "abcd…"},
+		{"truncate pipe", "text", `{{"abc" | truncate 5}}`, "abc"},
+		{"oneline", "text", `{{oneline "a\n\n b\tc "}}`, "a b c"},
+		{"duration", "text", `{{duration .D}}`, "8m22s"},
+		{"duration seconds", "text", `{{duration 9.685}}`, "9.7s"},
+		{"duration int seconds", "text", `{{duration 3720}}`, "1h2m"},
+		{"duration string", "text", `{{duration "90s"}}`, "1m30s"},
+		{"datetime", "text", `{{datetime .Time}}`, "2025-05-01 18:29 UTC"},
+		{"datetime zero", "text", `{{datetime .Zero}}`, ""},
+		{"count", "text", `{{count (len .Images) "image"}}`, "2 images"},
+		{"count one", "text", `{{count 1 "image"}}`, "1 image"},
+		{"count irregular", "text", `{{count 3 "child" "children"}}`, "3 children"},
+		{"plural", "text", `{{len .Images | plural "image" "images"}}`, "images"},
+		{"plural one", "text", `{{plural "image" "images" 1}}`, "image"},
+		{"sprig", "text", `{{upper "a"}}{{title "prediction"}}{{default "x" ""}}`, "APredictionx"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tmpl, err := template.New("").Option("missingkey=zero").Funcs(funcMap(targets[tt.target])).Parse(tt.tmpl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			if err := tmpl.Execute(&b, data); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tt.want {
+				t.Errorf("%s = %q, want %q", tt.tmpl, b.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestFuncErrors(t *testing.T) {
+	for _, tmpl := range []string{`{{duration "soon"}}`, `{{duration true}}`, `{{count "two" "x"}}`, `{{plural "a" "b" "c"}}`, `{{duration 1e300}}`} {
+		t.Run(tmpl, func(t *testing.T) {
+			tm := template.Must(template.New("").Funcs(funcMap(targets["text"])).Parse(tmpl))
+			if err := tm.Execute(&strings.Builder{}, nil); err == nil {
+				t.Error("no error")
+			}
+		})
+	}
+}
+
+func TestRemovedFuncs(t *testing.T) {
+	fm := funcMap(targets["text"])
+	for _, name := range []string{"env", "expandenv", "getHostByName"} {
+		if _, ok := fm[name]; ok {
+			t.Errorf("%s is available to templates", name)
+		}
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{300 * time.Microsecond, "<1ms"},
+		{6111 * time.Microsecond, "6ms"},
+		{850 * time.Millisecond, "850ms"},
+		{time.Second, "1s"},
+		{9685 * time.Millisecond, "9.7s"},
+		{59940 * time.Millisecond, "59.9s"},
+		{59960 * time.Millisecond, "1m"},
+		{8*time.Minute + 22713*time.Millisecond, "8m22s"},
+		{time.Hour + 2*time.Minute + 59*time.Second, "1h2m"},
+		{3 * time.Hour, "3h"},
+		{50 * time.Hour, "50h"},
+		{-1500 * time.Millisecond, "-1.5s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := humanDuration(tt.d); got != tt.want {
+				t.Errorf("humanDuration(%v) = %q, want %q", tt.d, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	tests := []struct {
+		name string
+		s    string
+		n    int
+		want string
+	}{
+		{"short", "abc", 3, "abc"},
+		{"cut", "abcdef", 4, "abc…"},
+		{"runes", "日本語のテキスト", 4, "日本語…"},
+		{"zero", "abc", 0, ""},
+		{"one", "abc", 1, "…"},
+		{"entity is one character", "a &amp; b", 5, "a &amp; b"},
+		{"entity is never split", "&lt;&lt;&lt;&lt;", 3, "&lt;&lt;…"},
+		{"zero-width spaces are free", z + "*" + z + "bold" + z + "*" + z, 6, z + "*" + z + "bold" + z + "*" + z},
+		{"trailing space is dropped", "abc def", 5, "abc…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := truncate(tt.s, tt.n); got != tt.want {
+				t.Errorf("truncate(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzTruncate checks that truncated escaped text keeps its length bound, stays valid UTF-8 and
+// never ends in half an entity.
+func FuzzTruncate(f *testing.F) {
+	f.Add(hostile, 10)
+	f.Add("&amp;&amp;", 1)
+	f.Fuzz(func(t *testing.T, s string, n int) {
+		if n < 0 || n > 1000 || !utf8.ValidString(s) {
+			return
+		}
+		esc := slackEscape(s)
+		out := truncate(esc, n)
+		if w := utf8.RuneCountInString(unescapeSlack(out)); w > n {
+			t.Fatalf("truncate(%q, %d) = %q is %d characters", esc, n, out, w)
+		}
+		if strings.ContainsAny(out, "<>") || (strings.Count(out, "&") != strings.Count(out, "&amp;")+strings.Count(out, "&lt;")+strings.Count(out, "&gt;")) {
+			t.Fatalf("truncate(%q, %d) = %q breaks an entity", esc, n, out)
+		}
+	})
+}
