@@ -1,0 +1,158 @@
+package config
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// Notifier is one [notifiers.NAME] table: the keys every type has, and the type's own settings
+// in the one field that matches Type.
+type Notifier struct {
+	// Name is the NAME of the table: lowercase letters, digits, "_" and "-".
+	Name string `toml:"-"`
+	// Type is "console" or "slack". Required.
+	Type string `toml:"type"`
+	// Fallback names another notifier that gets this one's messages while this one is not
+	// configured (a Slack notifier with neither webhook_url nor token). Fallbacks do not
+	// chain. Default "" (none).
+	Fallback string `toml:"fallback"`
+	// Rate is how many messages per second may be sent; 0 means no limit.
+	// Default 1 for slack, 0 for console.
+	Rate float64 `toml:"rate"`
+	// Burst is how many messages may be sent at once before Rate applies.
+	// Default 3 for slack, 0 for console.
+	Burst int `toml:"burst"`
+
+	// Slack is set when Type is "slack".
+	Slack *Slack `toml:"-"`
+	// Console is set when Type is "console".
+	Console *Console `toml:"-"`
+}
+
+// settings is what each notifier type's own table does for the loader.
+type settings interface {
+	// check reports problems with the settings of the notifier at p.
+	check(l *loader, p path)
+	// configured reports whether the settings are enough to send anything.
+	configured() bool
+	// hint says what to set when the settings are not configured.
+	hint() string
+}
+
+// notifierTypes makes, for each type, its settings with their defaults, and sets the type's
+// default pacing. Adding a type (discord, email) takes four small steps: a struct with toml tags
+// that implements settings, a field for it on Notifier, a case in Notifier.settings, and an
+// entry here.
+var notifierTypes = map[string]func(n *Notifier) settings{
+	"console": func(n *Notifier) settings {
+		n.Console = &Console{Output: "stdout"}
+		return n.Console
+	},
+	"slack": func(n *Notifier) settings {
+		n.Rate, n.Burst = 1, 3
+		n.Slack = &Slack{Timeout: Duration(10 * time.Second)}
+		return n.Slack
+	},
+}
+
+// settings returns the type-specific part of n, or nil when n has none.
+func (n *Notifier) settings() settings {
+	switch {
+	case n.Console != nil:
+		return n.Console
+	case n.Slack != nil:
+		return n.Slack
+	}
+	return nil
+}
+
+// Configured reports whether n can send: a console always can, a Slack notifier when its
+// webhook_url or token is set.
+func (n *Notifier) Configured() bool {
+	s := n.settings()
+	return s != nil && s.configured()
+}
+
+// hint says what would configure n.
+func (n *Notifier) hint() string {
+	if s := n.settings(); s != nil {
+		return s.hint()
+	}
+	return "its type is unknown"
+}
+
+// typeNames lists the notifier types for messages.
+func typeNames() string {
+	names := make([]string, 0, len(notifierTypes))
+	for name := range notifierTypes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// Console prints messages instead of sending them: the notifier that works with no account.
+type Console struct {
+	// Output is "stdout" or "stderr". Default "stdout".
+	Output string `toml:"output"`
+}
+
+func (c *Console) check(l *loader, p path) {
+	if c.Output != "stdout" && c.Output != "stderr" {
+		l.fail(p.add("output"), "unknown output %q (want stdout or stderr)", c.Output)
+	}
+}
+
+func (c *Console) configured() bool { return true }
+func (c *Console) hint() string     { return "" }
+
+// Slack posts to Slack, through an incoming webhook or with a bot token and chat.postMessage.
+type Slack struct {
+	// WebhookURL is an incoming webhook URL (https://hooks.slack.com/services/...).
+	// Default "" (use Token instead).
+	WebhookURL Secret `toml:"webhook_url"`
+	// Token is a bot token (xoxb-...) with chat:write; Channel must be set with it.
+	// Default "" (use WebhookURL instead).
+	Token Secret `toml:"token"`
+	// Channel is the channel to post to with Token: "#name" or an id such as "C0123ABCD".
+	// Default "".
+	Channel string `toml:"channel"`
+	// APIURL is the base of Slack's Web API, for tests and proxies. Default "" (Slack's own,
+	// https://slack.com/api/).
+	APIURL string `toml:"api_url"`
+	// Timeout bounds one request to Slack. Default "10s".
+	Timeout Duration `toml:"timeout"`
+	// Username overrides the name messages are posted under. Default "" (the app's name).
+	Username string `toml:"username"`
+	// IconEmoji overrides the icon messages are posted with, such as ":robot_face:".
+	// Default "" (the app's icon).
+	IconEmoji string `toml:"icon_emoji"`
+}
+
+func (s *Slack) check(l *loader, p path) {
+	if s.WebhookURL != "" && s.Token != "" {
+		l.fail(p, "webhook_url and token are both set; use one")
+	}
+	if s.Token != "" && s.Channel == "" {
+		l.fail(p, "token is set, channel must be set too")
+	}
+	if s.WebhookURL != "" && !isHTTPURL(s.WebhookURL.Reveal()) {
+		l.fail(p.add("webhook_url"), "not an absolute http(s) URL such as https://hooks.slack.com/services/... (the value is a secret and is not shown)")
+	}
+	if strings.ContainsFunc(s.Token.Reveal(), isSpace) {
+		l.fail(p.add("token"), "contains white space; check the variable it comes from (the value is a secret and is not shown)")
+	}
+	if s.APIURL != "" && !isHTTPURL(s.APIURL) {
+		l.fail(p.add("api_url"), `not an absolute http(s) URL: %q (want one such as "https://slack.com/api/", or "" for Slack's own)`, s.APIURL)
+	}
+	if s.Timeout <= 0 {
+		l.fail(p.add("timeout"), "must be positive, got %q", s.Timeout)
+	}
+	if s.IconEmoji != "" && (len(s.IconEmoji) < 3 || s.IconEmoji[0] != ':' || s.IconEmoji[len(s.IconEmoji)-1] != ':') {
+		l.fail(p.add("icon_emoji"), `want an emoji code such as ":robot_face:", got %q`, s.IconEmoji)
+	}
+}
+
+func (s *Slack) configured() bool { return s.WebhookURL != "" || s.Token != "" }
+func (s *Slack) hint() string     { return "set webhook_url, or token and channel" }
