@@ -25,8 +25,8 @@ func NewConsole(w io.Writer) *Console { return &Console{w: w} }
 
 // Notify writes m as
 //
-//	── relay: <rule> → <title>
-//	<text>
+//	── relay · rule <rule> ──
+//	<text, or title and body>
 //	<blank line>
 //
 // Control characters other than newlines and tabs are removed, so that text taken from a
@@ -37,16 +37,13 @@ func (c *Console) Notify(ctx context.Context, m relay.Message) (string, error) {
 		return "", relay.Retryable(fmt.Errorf("console: %w", err), 0)
 	}
 	var b strings.Builder
-	b.WriteString("── relay: ")
+	b.WriteString("── relay · rule ")
 	b.WriteString(oneLine(stripControl(m.Rule)))
-	if title := oneLine(stripControl(m.Title)); title != "" {
-		b.WriteString(" → ")
-		b.WriteString(title)
-	}
-	b.WriteByte('\n')
+	b.WriteString(" ──\n")
+	// Text is the whole message (title included); without it, show the title and body.
 	text := m.Text
 	if strings.TrimSpace(text) == "" {
-		text = m.Body
+		text = strings.TrimSpace(m.Title + "\n" + m.Body)
 	}
 	if text = strings.TrimRight(stripControl(text), " \t\n"); text != "" {
 		b.WriteString(text)

@@ -21,27 +21,27 @@ func TestConsole(t *testing.T) {
 		{
 			name: "text",
 			msg:  relay.Message{Rule: "failures", Title: "sdxl failed", Body: "*sdxl* failed", Text: "sdxl failed\nNSFW content detected."},
-			want: "── relay: failures → sdxl failed\nsdxl failed\nNSFW content detected.\n\n",
+			want: "── relay · rule failures ──\nsdxl failed\nNSFW content detected.\n\n",
 		},
 		{
 			name: "body when no text",
 			msg:  relay.Message{Rule: "r", Title: "T", Body: "the body\n"},
-			want: "── relay: r → T\nthe body\n\n",
+			want: "── relay · rule r ──\nT\nthe body\n\n",
 		},
 		{
 			name: "no title",
 			msg:  relay.Message{Rule: "r", Text: "hello"},
-			want: "── relay: r\nhello\n\n",
+			want: "── relay · rule r ──\nhello\n\n",
 		},
 		{
 			name: "empty",
 			msg:  relay.Message{Rule: "r"},
-			want: "── relay: r\n\n",
+			want: "── relay · rule r ──\n\n",
 		},
 		{
 			name: "control characters",
 			msg:  relay.Message{Rule: "r\x1b[2J", Title: "multi\nline\ttitle", Text: "evil \x1b]0;pwned\x07 prompt\r\n\tindented"},
-			want: "── relay: r[2J → multi line title\nevil ]0;pwned prompt\n\tindented\n\n",
+			want: "── relay · rule r[2J ──\nevil ]0;pwned prompt\n\tindented\n\n",
 		},
 	}
 	for _, tt := range tests {
@@ -90,7 +90,7 @@ func TestConsoleConcurrent(t *testing.T) {
 	}
 	for _, out := range w.writes {
 		var i int
-		if _, err := fmt.Sscanf(out, "── relay: %d\n", &i); err != nil {
+		if _, err := fmt.Sscanf(out, "── relay · rule %d ──\n", &i); err != nil {
 			t.Fatalf("write %q: %v", out, err)
 		}
 		if want := strings.Repeat(fmt.Sprintf("line %d\n", i), 20); !strings.Contains(out, want) {

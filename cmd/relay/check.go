@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/mlrelay/relay/templates"
+)
+
+func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "config file (default: the embedded defaults)")
+	print := fs.Bool("print", false, "print the effective config, secrets redacted")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: check takes no arguments, got %q", errUsage, fs.Args())
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	set, err := templates.Load(cfg.Templates.Dir)
+	if err != nil {
+		return err
+	}
+	samples, err := templates.SampleEvents()
+	if err != nil {
+		return err
+	}
+	if errs := checkTemplates(cfg, set, samples); len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if *print {
+		fmt.Fprintln(stdout, cfg.Redacted())
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", cfg.Source)
+	names := make([]string, 0, len(cfg.Notifiers))
+	for n := range cfg.Notifiers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(stdout, "notifiers:")
+	for _, name := range names {
+		n := cfg.Notifiers[name]
+		state := "configured"
+		if r, err := cfg.Resolve(name); err != nil {
+			state = "NOT configured: " + err.Error()
+		} else if r.Name != name {
+			state = fmt.Sprintf("not configured, falls back to %s (%s)", r.Name, notConfiguredHint(n))
+		}
+		fmt.Fprintf(stdout, "  %-12s %-8s %s\n", name, n.Type, state)
+	}
+	fmt.Fprintln(stdout, "rules (sample events each one matches, all templates rendered):")
+	if len(cfg.Rules) == 0 {
+		fmt.Fprintln(stdout, "  none: events are acknowledged and nothing is sent")
+	}
+	for _, r := range cfg.Rules {
+		var matched []string
+		for _, ev := range samples {
+			ok, err := r.Match(ev)
+			if err != nil {
+				return fmt.Errorf("rule %s: %w", r.Name, err)
+			}
+			if ok {
+				matched = append(matched, fmt.Sprintf("%s %s", ev.Kind, ev.Status))
+			}
+		}
+		fmt.Fprintf(stdout, "  %-20s → %-18s template %-10s matches: %s\n", r.Name, joinNames(r.Notify), r.Template, orNone(matched))
+	}
+	return nil
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none of the samples"
+	}
+	return joinNames(s)
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mlrelay/relay/relay"
+	"github.com/mlrelay/relay/relay/config"
+	"github.com/mlrelay/relay/relay/replicate"
+	"github.com/mlrelay/relay/templates"
+)
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "config file (default: the embedded defaults)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, stdout, stderr, nil)
+}
+
+// serve runs the relay until ctx is cancelled. If ready is not nil it receives the listening
+// address once the relay accepts webhooks (tests and the benchmark use it).
+func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, ready chan<- string) error {
+	log := newLogger(cfg, stderr)
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	secrets, generated, err := webhookSecrets(ctx, cfg, store)
+	if err != nil {
+		return err
+	}
+	verifier, err := replicate.NewVerifier(secrets, cfg.Replicate.Tolerance.D())
+	if err != nil {
+		return fmt.Errorf("%s: replicate.webhook_secrets: %w", cfg.Source, err)
+	}
+	if generated {
+		log.Warn("no webhook secret configured: using a generated local secret (relay send-test uses it); set REPLICATE_WEBHOOK_SECRET to receive Replicate's webhooks")
+	}
+	set, err := templates.Load(cfg.Templates.Dir)
+	if err != nil {
+		return err
+	}
+	samples, err := templates.SampleEvents()
+	if err != nil {
+		return err
+	}
+	if errs := checkTemplates(cfg, set, samples); len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	dests, err := buildDestinations(cfg, stdout, log)
+	if err != nil {
+		return err
+	}
+
+	d := cfg.Dispatch
+	dispatcher := relay.NewDispatcher(store, set, dests, relay.DispatcherConfig{
+		Workers: d.Workers, Lease: d.Lease.D(), SendTimeout: d.SendTimeout.D(), MaxAttempts: d.MaxAttempts,
+		MaxAge: d.MaxAge.D(), BackoffMin: d.BackoffMin.D(), BackoffMax: d.BackoffMax.D(),
+	}, log)
+	committer := relay.NewCommitter(store, 512, func(created int) {
+		if created > 0 {
+			dispatcher.Wake()
+		}
+	})
+	receiver := &relay.Receiver{
+		Verifier:  verifier,
+		Rules:     cfg.Rules,
+		Committer: committer,
+		MaxBody:   int64(cfg.Server.MaxBody),
+		Logger:    log,
+	}
+	var stopping atomic.Bool
+	routes := relay.Routes(cfg.Server.HookPath, receiver, func(ctx context.Context) error {
+		if stopping.Load() {
+			return errors.New("shutting down")
+		}
+		return store.Ping(ctx)
+	})
+	srv := &http.Server{
+		Handler:           routes,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.Server.ReadTimeout.D(),
+		WriteTimeout:      cfg.Server.ReadTimeout.D() + 15*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		committer.Close()
+		return fmt.Errorf("%s: server.addr: %w", cfg.Source, err)
+	}
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { dispatcher.Run(workCtx) })
+	wg.Go(func() {
+		relay.RunPruner(workCtx, store, 10*time.Minute, cfg.Store.DedupWindow.D(), cfg.Store.Retention.D(), log)
+	})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	log.Info("relay listening", "addr", ln.Addr().String(), "hook", cfg.Server.HookPath, "store", cfg.Store.Driver(),
+		"rules", len(cfg.Rules), "notifiers", len(dests), "config", cfg.Source, "version", versionString())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: no new webhooks; finishing work in flight")
+	case runErr = <-serveErr:
+	}
+	// Order matters: stop accepting and let every handler finish (their items are committed),
+	// then stop the committer, then let the dispatcher finish its sends and release the rest.
+	stopping.Store(true)
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Error("http shutdown incomplete", "err", err)
+	}
+	committer.Close()
+	stopWork()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-shutCtx.Done():
+		log.Error("dispatcher did not stop in time; leased deliveries will be retried after their lease expires")
+	}
+	log.Info("stopped")
+	if errors.Is(runErr, http.ErrServerClosed) {
+		runErr = nil
+	}
+	return runErr
+}

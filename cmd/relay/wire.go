@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/mlrelay/relay/notifiers"
+	"github.com/mlrelay/relay/relay"
+	"github.com/mlrelay/relay/relay/config"
+	"github.com/mlrelay/relay/relay/sqlite"
+	"github.com/mlrelay/relay/templates"
+)
+
+// localSecretKey names the generated development secret in the store's settings.
+const localSecretKey = "local_webhook_secret"
+
+// loadConfig reads --config, or the embedded defaults when path is "".
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(nil)
+	}
+	return config.Load(path, nil)
+}
+
+// newLogger builds the slog logger the config asks for.
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openStore opens the store the config names.
+func openStore(ctx context.Context, cfg *config.Config) (relay.Store, error) {
+	switch cfg.Store.Driver() {
+	case "sqlite":
+		return sqlite.Open(ctx, cfg.Store.Path())
+	default:
+		return nil, fmt.Errorf("%s: store.url: driver %q is not supported yet (use a SQLite file path)", cfg.Source, cfg.Store.Driver())
+	}
+}
+
+// webhookSecrets returns the configured secrets or, when there are none, the store's generated
+// local secret, so that `relay send-test` works out of the box while real Replicate deliveries,
+// which cannot know that secret, are refused.
+func webhookSecrets(ctx context.Context, cfg *config.Config, store relay.Store) (secrets []string, generated bool, err error) {
+	if s := cfg.Replicate.Secrets(); len(s) > 0 {
+		return s, false, nil
+	}
+	var key [24]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, false, err
+	}
+	s, err := store.EnsureSetting(ctx, localSecretKey, "whsec_"+base64.StdEncoding.EncodeToString(key[:]))
+	if err != nil {
+		return nil, false, fmt.Errorf("generating a local webhook secret: %w", err)
+	}
+	return []string{s}, true, nil
+}
+
+// target is the template target a notifier type renders for.
+func target(typ string) string {
+	switch typ {
+	case "console":
+		return "text"
+	default:
+		return typ
+	}
+}
+
+// buildDestinations makes one notifier per configured name, resolving fallbacks: a Slack
+// notifier with no webhook URL or token sends to its fallback (the console, in the example).
+func buildDestinations(cfg *config.Config, stdout io.Writer, log *slog.Logger) (map[string]*relay.Destination, error) {
+	names := make([]string, 0, len(cfg.Notifiers))
+	for name := range cfg.Notifiers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make(map[string]*relay.Destination, len(names))
+	var errs []error
+	for _, name := range names {
+		declared := cfg.Notifiers[name]
+		n, err := cfg.Resolve(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if n.Name != name {
+			log.Warn("notifier not configured; using its fallback", "notifier", name, "fallback", n.Name, "hint", notConfiguredHint(declared))
+		}
+		impl, err := newNotifier(n, stdout)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: notifiers.%s: %w", cfg.Source, n.Name, err))
+			continue
+		}
+		// Pacing follows the declared notifier: its destination is what the limits protect.
+		out[name] = &relay.Destination{Notifier: impl, Target: target(n.Type), Rate: declared.Rate, Burst: declared.Burst}
+		if n.Name != name {
+			fb := cfg.Notifiers[n.Name]
+			out[name].Rate, out[name].Burst = fb.Rate, fb.Burst
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func notConfiguredHint(n *config.Notifier) string {
+	switch n.Type {
+	case "slack":
+		return "set webhook_url (SLACK_WEBHOOK_URL), or token and channel (SLACK_BOT_TOKEN, SLACK_CHANNEL)"
+	}
+	return ""
+}
+
+// newNotifier is the one place that knows every notifier type.
+func newNotifier(n *config.Notifier, stdout io.Writer) (relay.Notifier, error) {
+	switch n.Type {
+	case "console":
+		w := stdout
+		if n.Console != nil && n.Console.Output == "stderr" {
+			w = os.Stderr
+		}
+		return notifiers.NewConsole(w), nil
+	case "slack":
+		s := n.Slack
+		return notifiers.NewSlack(notifiers.SlackOptions{
+			WebhookURL: s.WebhookURL.Reveal(),
+			Token:      s.Token.Reveal(),
+			Channel:    s.Channel,
+			APIURL:     s.APIURL,
+			Timeout:    s.Timeout.D(),
+			Username:   s.Username,
+			IconEmoji:  s.IconEmoji,
+		})
+	}
+	return nil, fmt.Errorf("unknown notifier type %q", n.Type)
+}
+
+// checkTemplates makes sure every rule's template set renders for each of its notifiers'
+// targets, against every sample event; it returns one error per failure.
+func checkTemplates(cfg *config.Config, set *templates.Set, samples []*relay.Event) []error {
+	var errs []error
+	for i, rule := range cfg.Rules {
+		for _, name := range rule.Notify {
+			n, err := cfg.Resolve(name)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			t := target(n.Type)
+			if !set.Has(rule.Template, t) {
+				errs = append(errs, fmt.Errorf("%s: rules[%d].template: template set %q has nothing for %s (needs %s.%s.title or %s.%s.body)",
+					cfg.Source, i, rule.Template, t, rule.Template, t, rule.Template, t))
+				continue
+			}
+			for _, ev := range samples {
+				if _, err := set.Render(rule.Template, t, ev); err != nil {
+					errs = append(errs, fmt.Errorf("%s: rules[%d] (%s) → %s: sample %s %s: %w", cfg.Source, i, rule.Name, name, ev.Kind, ev.Status, err))
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// joinNames lists names for messages.
+func joinNames(names []string) string { return strings.Join(names, ", ") }
