@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -30,7 +31,7 @@ type DispatcherConfig struct {
 	BackoffMin  time.Duration // first retry delay [1s]
 	BackoffMax  time.Duration // cap on the retry delay [10m]
 	Poll        time.Duration // how often to look for due deliveries when not woken [500ms]
-	MaxPaceWait time.Duration // longer pacing waits are rescheduled instead of held [5s]
+	MaxPaceWait time.Duration // longer pacing waits are rescheduled instead of held [5s]; see maxPaceWait
 }
 
 func (c *DispatcherConfig) defaults() {
@@ -54,6 +55,14 @@ func (c *DispatcherConfig) defaults() {
 	set(&c.MaxPaceWait, 5*time.Second)
 }
 
+// maxPaceWait is the longest pacing wait a worker holds a claimed delivery for; longer waits are
+// rescheduled. It is MaxPaceWait, but no more than half of what the lease leaves after a send
+// (Lease - SendTimeout), so that a delivery that waits and then sends is settled well before its
+// lease expires and another worker takes it over. At 0 every pacing wait is rescheduled.
+func (c *DispatcherConfig) maxPaceWait() time.Duration {
+	return max(0, min(c.MaxPaceWait, (c.Lease-c.SendTimeout)/2))
+}
+
 // Dispatcher drains due deliveries from the store: it leases them, renders each through its
 // rule's template, sends it, and records the outcome. A delivery held by a process that died is
 // taken again once its lease expires.
@@ -63,6 +72,7 @@ type Dispatcher struct {
 	destinations map[string]*Destination
 	pacers       map[string]*pacer
 	cfg          DispatcherConfig
+	maxPaceWait  time.Duration // see DispatcherConfig.maxPaceWait
 	log          *slog.Logger
 	now          func() time.Time
 	wake         chan struct{}
@@ -76,7 +86,7 @@ func NewDispatcher(store Store, r Renderer, destinations map[string]*Destination
 	}
 	d := &Dispatcher{
 		store: store, renderer: r, destinations: destinations, pacers: map[string]*pacer{},
-		cfg: cfg, log: log, now: time.Now, wake: make(chan struct{}, 1),
+		cfg: cfg, maxPaceWait: cfg.maxPaceWait(), log: log, now: time.Now, wake: make(chan struct{}, 1),
 	}
 	for name, dest := range destinations {
 		d.pacers[name] = newPacer(dest.Rate, dest.Burst)
@@ -157,19 +167,20 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
-// release gives deliveries back unattempted, outliving the cancelled context.
+// release gives deliveries back unattempted, outliving the cancelled context. A delivery whose
+// lease another worker has taken over stays with that worker.
 func (d *Dispatcher) release(batch []Delivery) {
 	if len(batch) == 0 {
 		return
 	}
-	ids := make([]int64, len(batch))
+	leases := make([]Lease, len(batch))
 	for i, dl := range batch {
-		ids[i] = dl.ID
+		leases[i] = dl.Lease()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := d.store.Release(ctx, ids); err != nil {
-		d.log.Error("releasing deliveries failed; they will be retried when their lease expires", "err", err, "count", len(ids))
+	if err := d.store.Release(ctx, leases); err != nil {
+		d.log.Error("releasing deliveries failed; they will be retried when their lease expires", "err", err, "count", len(leases))
 	}
 }
 
@@ -195,7 +206,7 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 
 	p := d.pacers[dl.Notifier]
 	if wait := p.reserve(d.now()); wait > 0 {
-		if wait > d.cfg.MaxPaceWait {
+		if wait > d.maxPaceWait {
 			p.cancel()
 			d.settle(log, dl, Settlement{State: Pending, Attempts: dl.Attempts, NextAt: d.now().Add(wait)})
 			return
@@ -243,26 +254,36 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 	}
 }
 
-// settle records an outcome, retrying briefly: if it cannot be recorded, the lease expires and
-// the delivery is attempted again (at least once, never lost).
+// settle records an outcome under the delivery's lease, retrying briefly: if it cannot be
+// recorded, the lease expires and the delivery is attempted again (at least once, never lost).
+// If the lease was lost, another worker owns the delivery now and its outcome is the one that
+// counts: this one is dropped.
 func (d *Dispatcher) settle(log *slog.Logger, dl Delivery, s Settlement) {
 	if s.At.IsZero() {
 		s.At = d.now()
 	}
-	if s.State == Dead {
-		log.Error("delivery dead", "attempts", s.Attempts, "last_error", s.LastError)
-	}
 	var err error
 	for try := range 3 {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * 200 * time.Millisecond)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = d.store.Settle(ctx, dl.ID, s)
+		err = d.store.Settle(ctx, dl.Lease(), s)
 		cancel()
 		if err == nil {
+			if s.State == Dead {
+				log.Error("delivery dead", "attempts", s.Attempts, "last_error", s.LastError)
+			}
 			return
 		}
-		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+		if errors.Is(err, ErrNotClaimed) {
+			log.Warn("lease lost: another worker took the delivery over",
+				"state", s.State, "lease_until", dl.LeaseUntil, "last_error", s.LastError, "err", err)
+			return
+		}
 	}
-	log.Error("recording delivery outcome failed; it will be retried after its lease", "state", s.State, "err", err)
+	log.Error("recording delivery outcome failed; it will be retried after its lease",
+		"state", s.State, "attempts", s.Attempts, "last_error", s.LastError, "err", err)
 }
 
 // Backoff is the delay before retry number attempts (1-based): exponential from min, capped at

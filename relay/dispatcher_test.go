@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -285,8 +286,11 @@ func TestDispatcherShutdownFinishesInFlightSend(t *testing.T) {
 func TestDispatcherShutdownReleasesWaitingDelivery(t *testing.T) {
 	st := openStore(t)
 	n := &scripted{}
-	// One token per 2s: the second delivery waits for pacing when the dispatcher stops.
-	d := relay.NewDispatcher(st, plainRenderer{}, map[string]*relay.Destination{"slack": {Notifier: n, Target: "text", Rate: 0.5, Burst: 1}}, fast(), quiet)
+	// One token per 2s: the second delivery waits for pacing when the dispatcher stops. The lease
+	// is long enough for a wait of 2s to be held rather than rescheduled.
+	cfg := fast()
+	cfg.Lease = 10 * time.Second
+	d := relay.NewDispatcher(st, plainRenderer{}, map[string]*relay.Destination{"slack": {Notifier: n, Target: "text", Rate: 0.5, Burst: 1}}, cfg, quiet)
 	enqueue(t, st, "p1", "default", "slack")
 	enqueue(t, st, "p2", "default", "slack")
 	stop := runDispatcher(t, d)
@@ -324,6 +328,167 @@ func TestDispatcherTakesOverExpiredLease(t *testing.T) {
 	list := waitSettled(t, st, 1)
 	if list[0].State != relay.Sent || n.count() != 1 {
 		t.Fatalf("after lease expiry: %+v, %d sends", list[0], n.count())
+	}
+}
+
+// settleRecorder records the settlements a dispatcher asks for, and what the store answered.
+type settleRecorder struct {
+	relay.Store
+	mu      sync.Mutex
+	settled []relay.Settlement
+	errs    []error
+}
+
+func (r *settleRecorder) Settle(ctx context.Context, l relay.Lease, s relay.Settlement) error {
+	err := r.Store.Settle(ctx, l, s)
+	r.mu.Lock()
+	r.settled = append(r.settled, s)
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+	return err
+}
+
+func (r *settleRecorder) calls() ([]relay.Settlement, []error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.settled), slices.Clone(r.errs)
+}
+
+// logRecorder is a slog handler that keeps the level and message of every record.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []string
+}
+
+func (*logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler     { return h }
+func (h *logRecorder) WithGroup(string) slog.Handler          { return h }
+func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.records = append(h.records, r.Level.String()+" "+r.Message)
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *logRecorder) count(record string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.records {
+		if r == record {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond until it holds, failing the test after a while.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestDispatcherLeaseLostIsNotSettled(t *testing.T) {
+	st := openStore(t)
+	rec := &settleRecorder{Store: st}
+	logs := &logRecorder{}
+	n := &scripted{block: make(chan struct{})}
+	cfg := fast()
+	cfg.SendTimeout = 3 * time.Second // the send ends when the test says, not on its timeout
+	d := relay.NewDispatcher(rec, plainRenderer{}, map[string]*relay.Destination{"slack": {Notifier: n, Target: "text"}}, cfg, slog.New(logs))
+	enqueue(t, st, "p1", "default", "slack")
+	stop := runDispatcher(t, d)
+	waitFor(t, "the send to start", func() bool { return n.count() == 1 })
+
+	// The worker stalls in its send past its lease, and another process takes the delivery over.
+	taken, err := st.Claim(context.Background(), time.Now().Add(cfg.Lease), time.Minute, 10)
+	if err != nil || len(taken) != 1 {
+		t.Fatalf("taking the delivery over: %v %v", taken, err)
+	}
+	close(n.block)
+	waitFor(t, "the stale worker to settle", func() bool { _, errs := rec.calls(); return len(errs) > 0 })
+	time.Sleep(500 * time.Millisecond) // time enough for retries, which there must not be
+	stop()
+
+	settled, errs := rec.calls()
+	if len(settled) != 1 || settled[0].State != relay.Sent || !errors.Is(errs[0], relay.ErrNotClaimed) {
+		t.Fatalf("settlements %+v with errors %v, want one Sent refused with relay.ErrNotClaimed", settled, errs)
+	}
+	if got := logs.count("WARN lease lost: another worker took the delivery over"); got != 1 {
+		t.Errorf("logged the lost lease %d times, want once: %q", got, logs.records)
+	}
+	if got := logs.count("ERROR recording delivery outcome failed; it will be retried after its lease"); got != 0 {
+		t.Errorf("a lost lease was logged as a failure to record: %q", logs.records)
+	}
+	list, err := st.Deliveries(context.Background(), "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := list[0]; got.State != relay.Sending || got.Ref != "" || got.Attempts != 0 {
+		t.Fatalf("after the stale settlement: %+v, want still sending under the new claim", got)
+	}
+	// The new claimant still owns it.
+	if err := st.Settle(context.Background(), taken[0].Lease(), relay.Settlement{State: relay.Sent, Ref: "new", At: time.Now()}); err != nil {
+		t.Fatalf("Settle by the new claimant: %v", err)
+	}
+}
+
+func TestDispatcherPacingWaitBoundedByLease(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		lease, sendTimeout time.Duration
+		rate               float64
+		rescheduled        bool
+	}{
+		// MaxPaceWait (5s) rules: the second delivery waits its 1s in the worker.
+		{"held within the lease", 5 * time.Second, time.Second, 1, false},
+		// (Lease - SendTimeout)/2 = 500ms: a wait of 1s goes back to the store.
+		{"rescheduled beyond half the lease's slack", 2 * time.Second, time.Second, 1, true},
+		// No slack at all: even a wait of 100ms goes back to the store.
+		{"rescheduled without slack", 2 * time.Second, 2 * time.Second, 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openStore(t)
+			rec := &settleRecorder{Store: st}
+			n := &scripted{}
+			cfg := fast()
+			cfg.Workers, cfg.Lease, cfg.SendTimeout = 1, tc.lease, tc.sendTimeout
+			d := relay.NewDispatcher(rec, plainRenderer{}, map[string]*relay.Destination{"slack": {Notifier: n, Target: "text", Rate: tc.rate, Burst: 1}}, cfg, quiet)
+			enqueue(t, st, "p1", "default", "slack")
+			enqueue(t, st, "p2", "default", "slack")
+			runDispatcher(t, d)
+			waitSettled(t, st, 2)
+
+			settled, errs := rec.calls()
+			var sent, rescheduled int
+			for i, s := range settled {
+				if errs[i] != nil {
+					t.Errorf("Settle(%+v): %v", s, errs[i])
+				}
+				switch {
+				case s.State == relay.Sent:
+					sent++
+				case s.State == relay.Pending && s.Attempts == 0 && s.LastError == "":
+					rescheduled++
+				default:
+					t.Errorf("unexpected settlement %+v", s)
+				}
+			}
+			if want := map[bool]int{false: 0, true: 1}[tc.rescheduled]; sent != 2 || rescheduled != want {
+				t.Errorf("%d sent and %d rescheduled, want 2 and %d", sent, rescheduled, want)
+			}
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			if interval := time.Duration(float64(time.Second) / tc.rate); len(n.calls) != 2 || n.calls[1].Sub(n.calls[0]) < interval*9/10 {
+				t.Errorf("sends %v, want 2 at least %v apart", n.calls, interval)
+			}
+		})
 	}
 }
 

@@ -138,6 +138,9 @@ type Delivery struct {
 	Template  string
 	Attempts  int // failed attempts so far
 	CreatedAt time.Time
+	// LeaseUntil is when the claim that returned this delivery ends, exactly as the store
+	// recorded it: Settle and Release present it (see Lease) to prove the claim is theirs.
+	LeaseUntil time.Time
 
 	MessageID  string
 	Kind       Kind
@@ -145,6 +148,23 @@ type Delivery struct {
 	Body       []byte
 	ReceivedAt time.Time
 }
+
+// Lease identifies one claim of one delivery. Until is the lease's end as Claim set it
+// (Delivery.LeaseUntil), and is the token that Settle and Release must present: once the lease
+// has expired and another Claim has taken the delivery, the new claim has a later Until, and the
+// old token no longer matches.
+type Lease struct {
+	ID    int64
+	Until time.Time
+}
+
+// Lease returns the token of the claim that returned d.
+func (d Delivery) Lease() Lease { return Lease{ID: d.ID, Until: d.LeaseUntil} }
+
+// ErrNotClaimed is wrapped by the error of a Settle whose lease no longer holds: the delivery
+// was settled or released since, or another claimant took it over after the lease expired, or
+// it does not exist.
+var ErrNotClaimed = errors.New("relay: delivery is not claimed under this lease")
 
 // State is where a delivery stands.
 type State string
@@ -188,25 +208,49 @@ type DeliveryInfo struct {
 // Store is the durable state the pipeline needs. Implementations must make Ingest atomic
 // (all of the batch or none of it) and durable before it returns, and must let several
 // processes share one database safely.
+//
+// Every time a store records or compares comes from its caller (an event's ReceivedAt, a
+// Settlement's At and NextAt, Claim's now and lease, Prune's bounds), never from the store's own
+// clock, so that its decisions do not depend on which process or database server made them. The
+// one exception is the UpdatedAt that Release records, for which the caller gives no time; it
+// decides nothing, since Prune only looks at deliveries that are sent or dead. Callers pass
+// times that are not zero.
 type Store interface {
 	// Ingest records a batch of events in one transaction. For each event, in order: a
 	// MessageID already recorded makes it Duplicate; an event whose status stage is lower than
 	// the highest stage recorded for its (Kind, SubjectID) makes it Stale (its MessageID is still
 	// recorded); otherwise it is Accepted, the subject's stage is raised, and each of its
 	// Deliveries is created unless one already exists for the same (Kind, SubjectID, Status,
-	// Rule, Notifier). Created counts the ones created.
+	// Rule, Notifier). Created counts the ones created. An event's message id and stage count as
+	// recorded at its ReceivedAt, and its deliveries are created and fall due at its ReceivedAt.
 	Ingest(ctx context.Context, batch []*Ingest) error
 	// Claim leases up to limit deliveries that are due at now: pending with NextAt <= now, or
-	// sending with an expired lease. It marks them sending until now+lease.
+	// sending with an expired lease, in order of NextAt. A lease ending exactly at now has
+	// expired. It marks them sending until now+lease and sets each one's LeaseUntil to that
+	// end, exactly as stored, which is the token Settle and Release must present. lease must be
+	// positive, so that a claim taking over an expired one always has a later Until. A limit of
+	// 0 or less claims nothing and returns nothing.
 	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
-	// Settle records the outcome of an attempt at a claimed delivery.
-	Settle(ctx context.Context, id int64, s Settlement) error
-	// Release returns claimed deliveries to pending, due at once, without counting an attempt.
-	Release(ctx context.Context, ids []int64) error
-	// Deliveries lists deliveries, newest first; state "" means any.
+	// Settle records the outcome of an attempt at a delivery, taking effect at s.At, but only
+	// while the claim l still holds: the delivery is sending and its lease ends at l.Until.
+	// Otherwise (the delivery was settled or released since, another Claim took it over after
+	// the lease expired, or it does not exist) Settle changes nothing and returns an error
+	// wrapping ErrNotClaimed. An expired lease that nobody has taken over still holds.
+	Settle(ctx context.Context, l Lease, s Settlement) error
+	// Release returns claimed deliveries to pending without counting an attempt. Their NextAt
+	// is left unchanged, so they are due at once, ahead of deliveries that fell due later. Like
+	// Settle, it applies to each only while that claim still holds, and silently skips the
+	// leases that no longer do.
+	Release(ctx context.Context, leases []Lease) error
+	// Deliveries lists deliveries, newest first; state "" means any. A limit of 0 or less means
+	// all.
 	Deliveries(ctx context.Context, state State, limit int) ([]DeliveryInfo, error)
 	// Prune forgets message ids and subject stages recorded before seenBefore, and sent or dead
-	// deliveries (with events no longer referenced) last updated before doneBefore.
+	// deliveries (with events no longer referenced) last updated before doneBefore. Pending and
+	// sending deliveries are always kept. doneBefore should be no later than seenBefore (the
+	// config enforces retention >= dedup_window), so that a finished delivery outlives the
+	// record of the message that created it: a late retry of that message, no longer recognised
+	// as a duplicate, still finds its transition's delivery and creates no second one.
 	Prune(ctx context.Context, seenBefore, doneBefore time.Time) error
 	// EnsureSetting stores value under key unless the key is already set, and returns the
 	// stored value.

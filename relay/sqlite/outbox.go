@@ -31,8 +31,9 @@ const (
 
 	leaseSQL = `UPDATE deliveries SET state = 'sending', lease_until = ?, updated_at = ? WHERE id = ?`
 
-	// settleSQL records an attempt's outcome (?1) on a delivery still claimed: one that was
-	// released, or settled by another claimant after its lease expired, is left alone.
+	// settleSQL records an attempt's outcome (?1) on a delivery still claimed under the lease
+	// ending at ?8: one that was settled or released since, or taken over by another claimant
+	// after the lease expired (which gave it a later lease_until), is left alone.
 	settleSQL = `UPDATE deliveries SET
 			state = ?1,
 			attempts = ?2,
@@ -41,18 +42,23 @@ const (
 			ref = CASE WHEN ?1 = 'sent' THEN ?5 ELSE ref END,
 			lease_until = NULL,
 			updated_at = ?6
-		WHERE id = ?7 AND state = 'sending'`
+		WHERE id = ?7 AND state = 'sending' AND lease_until = ?8`
 
-	// releaseSQL returns a claimed delivery to pending. Its next_at is left as it was: it was due
-	// when claimed, so it is due again at once and keeps its place ahead of later deliveries.
-	releaseSQL = `UPDATE deliveries SET state = 'pending', lease_until = NULL, updated_at = ?
-		WHERE id = ? AND state = 'sending'`
+	// releaseSQL returns a delivery claimed under the lease ending at ?3 to pending. Its next_at
+	// is left as it was: it was due when claimed, so it is due again at once and keeps its place
+	// ahead of later deliveries.
+	releaseSQL = `UPDATE deliveries SET state = 'pending', lease_until = NULL, updated_at = ?1
+		WHERE id = ?2 AND state = 'sending' AND lease_until = ?3`
 )
 
-// Claim leases up to limit deliveries due at now; see relay.Store.
+// Claim leases up to limit deliveries due at now; see relay.Store. Each one's LeaseUntil is
+// now+lease to the nanosecond, as stored.
 func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) (_ []relay.Delivery, err error) {
 	if limit <= 0 {
 		return nil, nil
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("sqlite: claim: lease must be positive, got %v", lease)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -100,10 +106,11 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 	}
 	leaseSt := tx.StmtContext(ctx, s.lease)
 	until := now.Add(lease).UnixNano()
-	for _, d := range ds {
-		if _, err := leaseSt.ExecContext(ctx, until, at, d.ID); err != nil {
-			return nil, fmt.Errorf("sqlite: claim: lease delivery %d: %w", d.ID, err)
+	for i := range ds {
+		if _, err := leaseSt.ExecContext(ctx, until, at, ds[i].ID); err != nil {
+			return nil, fmt.Errorf("sqlite: claim: lease delivery %d: %w", ds[i].ID, err)
 		}
+		ds[i].LeaseUntil = fromNanos(until)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlite: claim: commit: %w", err)
@@ -111,11 +118,13 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 	return ds, nil
 }
 
-// Settle records the outcome of an attempt at a claimed delivery; see relay.Store. It fails,
-// changing nothing, when the delivery does not exist or is no longer claimed (released, or
-// settled by another claimant after this one's lease expired). A zero s.At means now; a Pending
-// settlement with a zero NextAt is due at s.At.
-func (s *Store) Settle(ctx context.Context, id int64, st relay.Settlement) error {
+// Settle records the outcome of an attempt at a delivery while the claim l holds; see
+// relay.Store. It fails, changing nothing, with an error wrapping relay.ErrNotClaimed when the
+// delivery does not exist or is no longer claimed under l (settled or released since, or taken
+// over by another claimant after l expired). A zero s.At means now; a Pending settlement with a
+// zero NextAt is due at s.At.
+func (s *Store) Settle(ctx context.Context, l relay.Lease, st relay.Settlement) error {
+	id := l.ID
 	switch st.State {
 	case relay.Sent, relay.Pending, relay.Dead:
 	default:
@@ -123,29 +132,37 @@ func (s *Store) Settle(ctx context.Context, id int64, st relay.Settlement) error
 	}
 	at := nanos(st.At, time.Now().UnixNano())
 	next := nanos(st.NextAt, at)
-	n, err := changed(s.settle.ExecContext(ctx, string(st.State), st.Attempts, next, st.LastError, st.Ref, at, id))
+	n, err := changed(s.settle.ExecContext(ctx, string(st.State), st.Attempts, next, st.LastError, st.Ref, at, id,
+		l.Until.UnixNano()))
 	if err != nil {
 		return fmt.Errorf("sqlite: settle delivery %d: %w", id, err)
 	}
 	if n == 1 {
 		return nil
 	}
-	var state string
-	err = s.db.QueryRowContext(ctx, `SELECT state FROM deliveries WHERE id = ?`, id).Scan(&state)
+	var (
+		state string
+		until sql.NullInt64
+	)
+	err = s.db.QueryRowContext(ctx, `SELECT state, lease_until FROM deliveries WHERE id = ?`, id).Scan(&state, &until)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("sqlite: settle delivery %d: no such delivery", id)
+		return fmt.Errorf("sqlite: settle delivery %d: no such delivery: %w", id, relay.ErrNotClaimed)
 	case err != nil:
-		return fmt.Errorf("sqlite: settle delivery %d: %w", id, err)
+		// The settlement was not recorded either way; say so, whatever went wrong looking why.
+		return fmt.Errorf("sqlite: settle delivery %d: %w (and reading its state: %v)", id, relay.ErrNotClaimed, err)
+	case state == string(relay.Sending) && until.Valid:
+		return fmt.Errorf("sqlite: settle delivery %d: %w (it is claimed under another lease, until %s; this one ends %s)",
+			id, relay.ErrNotClaimed, fromNanos(until.Int64).Format(time.RFC3339Nano), l.Until.UTC().Format(time.RFC3339Nano))
 	}
-	return fmt.Errorf("sqlite: settle delivery %d: not claimed (it is %s)", id, state)
+	return fmt.Errorf("sqlite: settle delivery %d: %w (it is %s)", id, relay.ErrNotClaimed, state)
 }
 
-// Release returns claimed deliveries to pending, due at once, without counting an attempt; see
-// relay.Store. Ids of deliveries that are not claimed are ignored, so that a release can never
-// resend a delivery already settled.
-func (s *Store) Release(ctx context.Context, ids []int64) (err error) {
-	if len(ids) == 0 {
+// Release returns deliveries still claimed under the given leases to pending, due at once,
+// without counting an attempt; see relay.Store. Leases that no longer hold are skipped, so that
+// a release can never resend a delivery already settled, nor take one from its new claimant.
+func (s *Store) Release(ctx context.Context, leases []relay.Lease) (err error) {
+	if len(leases) == 0 {
 		return nil
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -159,9 +176,9 @@ func (s *Store) Release(ctx context.Context, ids []int64) (err error) {
 	}()
 	st := tx.StmtContext(ctx, s.release)
 	now := time.Now().UnixNano()
-	for _, id := range ids {
-		if _, err := st.ExecContext(ctx, now, id); err != nil {
-			return fmt.Errorf("sqlite: release delivery %d: %w", id, err)
+	for _, l := range leases {
+		if _, err := st.ExecContext(ctx, now, l.ID, l.Until.UnixNano()); err != nil {
+			return fmt.Errorf("sqlite: release delivery %d: %w", l.ID, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

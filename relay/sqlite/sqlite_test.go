@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -115,7 +116,7 @@ func TestReopen(t *testing.T) {
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("Claim = %d, %v", len(ds), err)
 	}
-	if err := s.Settle(ctx, ds[0].ID, relay.Settlement{State: relay.Sent, Ref: "ts-1", At: time.Now()}); err != nil {
+	if err := s.Settle(ctx, ds[0].Lease(), relay.Settlement{State: relay.Sent, Ref: "ts-1", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.EnsureSetting(ctx, "instance", "one"); err != nil {
@@ -438,7 +439,7 @@ func TestTwoStores(t *testing.T) {
 					return
 				}
 				for _, d := range ds {
-					if err := s.Settle(ctx, d.ID, relay.Settlement{State: relay.Sent, At: time.Now()}); err != nil {
+					if err := s.Settle(ctx, d.Lease(), relay.Settlement{State: relay.Sent, At: time.Now()}); err != nil {
 						t.Errorf("Settle: %v", err)
 					}
 				}
@@ -575,10 +576,82 @@ func TestChildProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range ds {
-			if err := s.Settle(ctx, d.ID, relay.Settlement{State: relay.Sent, At: time.Now()}); err != nil {
+			if err := s.Settle(ctx, d.Lease(), relay.Settlement{State: relay.Sent, At: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			fmt.Println("claimed", d.ID)
 		}
+	}
+}
+
+// TestLeaseToken checks what the conformance suite, with its whole milliseconds, cannot: a
+// lease is matched to the nanosecond that Claim stored and returned, whatever the zone of the
+// time presented, and a refused Settle says why.
+func TestLeaseToken(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	if err := s.Ingest(ctx, []*relay.Ingest{
+		event("m1", "p1", replicate.Succeeded, "done"),
+		event("m2", "p2", replicate.Succeeded, "done"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(time.Now().Unix()+60, 123_456_789).In(time.FixedZone("UTC+2", 2*60*60))
+	lease := 1500*time.Millisecond + time.Nanosecond
+	ds, err := s.Claim(ctx, now, lease, 10)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("Claim = %d, %v; want 2", len(ds), err)
+	}
+	d := ds[0]
+	want := now.UnixNano() + int64(lease)
+	var stored int64
+	if err := s.db.QueryRow(`SELECT lease_until FROM deliveries WHERE id = ?`, d.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if d.LeaseUntil.UnixNano() != want || stored != want {
+		t.Errorf("LeaseUntil = %d, stored %d, want both %d", d.LeaseUntil.UnixNano(), stored, want)
+	}
+
+	sent := relay.Settlement{State: relay.Sent, Ref: "ts", At: now}
+	for _, tt := range []struct {
+		name  string
+		lease relay.Lease
+		want  string
+	}{
+		{"a nanosecond later", relay.Lease{ID: d.ID, Until: d.LeaseUntil.Add(time.Nanosecond)}, "claimed under another lease"},
+		{"a nanosecond earlier", relay.Lease{ID: d.ID, Until: d.LeaseUntil.Add(-time.Nanosecond)}, "claimed under another lease"},
+		{"zero", relay.Lease{ID: d.ID}, "claimed under another lease"},
+		{"unknown id", relay.Lease{ID: d.ID + 1000, Until: d.LeaseUntil}, "no such delivery"},
+	} {
+		err := s.Settle(ctx, tt.lease, sent)
+		if !errors.Is(err, relay.ErrNotClaimed) || !strings.Contains(fmt.Sprint(err), tt.want) {
+			t.Errorf("Settle under a lease %s: %v, want relay.ErrNotClaimed saying %q", tt.name, err, tt.want)
+		}
+	}
+	// The same instant in another zone is the same lease.
+	l := d.Lease()
+	l.Until = l.Until.In(time.FixedZone("UTC-7", -7*60*60))
+	if err := s.Settle(ctx, l, sent); err != nil {
+		t.Fatalf("Settle under the claim's own lease: %v", err)
+	}
+	if err := s.Settle(ctx, l, sent); !errors.Is(err, relay.ErrNotClaimed) || !strings.Contains(err.Error(), "(it is sent)") {
+		t.Errorf("second Settle: %v, want relay.ErrNotClaimed saying it is sent", err)
+	}
+	if err := s.Settle(ctx, ds[1].Lease(), relay.Settlement{State: "bogus", At: now}); err == nil || errors.Is(err, relay.ErrNotClaimed) {
+		t.Errorf("Settle as an unknown state: %v, want an error other than relay.ErrNotClaimed", err)
+	}
+
+	// Release matches to the nanosecond too.
+	if err := s.Release(ctx, []relay.Lease{{ID: ds[1].ID, Until: ds[1].LeaseUntil.Add(time.Nanosecond)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Deliveries(ctx, relay.Sending, 0); err != nil || len(got) != 1 || got[0].ID != ds[1].ID {
+		t.Fatalf("after Release under a wrong lease, sending = %v, %v; want [%d]", got, err, ds[1].ID)
+	}
+	if err := s.Release(ctx, []relay.Lease{ds[1].Lease()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Deliveries(ctx, relay.Pending, 0); err != nil || len(got) != 1 || got[0].ID != ds[1].ID {
+		t.Fatalf("after Release under its lease, pending = %v, %v; want [%d]", got, err, ds[1].ID)
 	}
 }

@@ -8,10 +8,13 @@
 //     raises, count as recorded at its ReceivedAt (which Prune compares with seenBefore); its
 //     deliveries are created and fall due at its ReceivedAt; a settlement takes effect at its At;
 //     Claim's due and lease checks use only its now. A lease that ends exactly at now has expired.
+//     A claimed delivery's LeaseUntil is exactly now+lease.
 //   - A delivery keeps the event of the message that created it: a later message about the same
 //     transition creates nothing and stores nothing.
-//   - Settle fails, changing nothing, for a delivery that does not exist or is not claimed
-//     (pending, or already sent or dead); Release ignores deliveries that are not claimed.
+//   - Settle and Release act only under the lease of the delivery's current claim. Settle fails
+//     with an error wrapping relay.ErrNotClaimed, changing nothing, for a delivery that does not
+//     exist, is not claimed (pending, or already sent or dead) or was taken over by a later
+//     claim; Release skips such leases. A lease that expired with no one taking over still holds.
 //   - Deliveries lists newest first: the reverse of creation order.
 //
 // The suite's times are whole milliseconds from a fixed origin, so a store may keep times to the
@@ -21,6 +24,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -56,7 +60,9 @@ func Run(t *testing.T, open func(t *testing.T) relay.Store) {
 		{"SettlePending", testSettlePending},
 		{"SettleDead", testSettleDead},
 		{"SettleNotClaimed", testSettleNotClaimed},
+		{"SettleWithExpiredLease", testSettleWithExpiredLease},
 		{"Release", testRelease},
+		{"ReleaseWithExpiredLease", testReleaseWithExpiredLease},
 		{"Deliveries", testDeliveries},
 		{"PruneSeen", testPruneSeen},
 		{"PruneDeliveries", testPruneDeliveries},
@@ -181,11 +187,25 @@ func claim(t *testing.T, s relay.Store, now time.Time, lease time.Duration, limi
 // claimIDs claims and returns the ids claimed, in the order returned.
 func claimIDs(t *testing.T, s relay.Store, now time.Time, lease time.Duration, limit int) []int64 {
 	t.Helper()
+	return idsOf(claim(t, s, now, lease, limit))
+}
+
+// idsOf lists the ids of claimed deliveries, in order.
+func idsOf(ds []relay.Delivery) []int64 {
 	var ids []int64
-	for _, d := range claim(t, s, now, lease, limit) {
+	for _, d := range ds {
 		ids = append(ids, d.ID)
 	}
 	return ids
+}
+
+// leasesOf maps the ids of claimed deliveries to their leases.
+func leasesOf(ds []relay.Delivery) map[int64]relay.Lease {
+	out := map[int64]relay.Lease{}
+	for _, d := range ds {
+		out[d.ID] = d.Lease()
+	}
+	return out
 }
 
 // claimOne claims exactly one delivery.
@@ -198,11 +218,49 @@ func claimOne(t *testing.T, s relay.Store, now time.Time) relay.Delivery {
 	return ds[0]
 }
 
-// settle settles and fails the test on error.
-func settle(t *testing.T, s relay.Store, id int64, st relay.Settlement) {
+// settle settles under lease l and fails the test on error.
+func settle(t *testing.T, s relay.Store, l relay.Lease, st relay.Settlement) {
 	t.Helper()
-	if err := s.Settle(context.Background(), id, st); err != nil {
-		t.Fatalf("Settle(%d, %s): %v", id, st.State, err)
+	if err := s.Settle(context.Background(), l, st); err != nil {
+		t.Fatalf("Settle(%d, %s): %v", l.ID, st.State, err)
+	}
+}
+
+// release releases and fails the test on error.
+func release(t *testing.T, s relay.Store, leases ...relay.Lease) {
+	t.Helper()
+	if err := s.Release(context.Background(), leases); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+}
+
+// notClaimed checks that err is Settle's refusal of a lease that no longer holds.
+func notClaimed(t *testing.T, what string, err error) {
+	t.Helper()
+	switch {
+	case err == nil:
+		t.Errorf("%s succeeded", what)
+	case !errors.Is(err, relay.ErrNotClaimed):
+		t.Errorf("%s: error %q does not wrap relay.ErrNotClaimed", what, err)
+	}
+}
+
+// unchanged checks that a delivery is listed exactly as before.
+func unchanged(t *testing.T, what string, got, want relay.DeliveryInfo) {
+	t.Helper()
+	times := func(d *relay.DeliveryInfo) [3]time.Time {
+		ts := [3]time.Time{d.NextAt, d.CreatedAt, d.UpdatedAt}
+		d.NextAt, d.CreatedAt, d.UpdatedAt = time.Time{}, time.Time{}, time.Time{}
+		return ts
+	}
+	g, w := got, want
+	gt, wt := times(&g), times(&w)
+	same := g == w
+	for i := range gt {
+		same = same && gt[i].Equal(wt[i])
+	}
+	if !same {
+		t.Errorf("%s changed the delivery:\n got %+v\nwant %+v", what, got, want)
 	}
 }
 
@@ -504,7 +562,7 @@ func testClaimRespectsNextAt(t *testing.T, s relay.Store) {
 		t.Errorf("claimed %d deliveries before they were due", len(ds))
 	}
 	d := claimOne(t, s, at(time.Minute))
-	settle(t, s, d.ID, relay.Settlement{
+	settle(t, s, d.Lease(), relay.Settlement{
 		State: relay.Pending, Attempts: 1, NextAt: at(10 * time.Minute), LastError: "503", At: at(2 * time.Minute),
 	})
 	if ds := claim(t, s, at(10*time.Minute-time.Second), time.Minute, 10); len(ds) != 0 {
@@ -523,9 +581,17 @@ func testClaimRespectsLimitAndOrder(t *testing.T, s relay.Store) {
 	all := ids(list(t, s, ""))
 	slices.Reverse(all) // oldest first
 	now := at(time.Minute)
+	for _, limit := range []int{0, -1} {
+		if ds := claim(t, s, now, time.Hour, limit); len(ds) != 0 {
+			t.Errorf("Claim with limit %d claimed %d deliveries, want none", limit, len(ds))
+		}
+	}
 	var got [][]int64
+	leases := map[int64]relay.Lease{}
 	for range 4 {
-		got = append(got, claimIDs(t, s, now, time.Hour, 2))
+		ds := claim(t, s, now, time.Hour, 2)
+		got = append(got, idsOf(ds))
+		maps.Copy(leases, leasesOf(ds))
 	}
 	want := [][]int64{all[0:2], all[2:4], all[4:5], nil}
 	for i := range want {
@@ -537,7 +603,7 @@ func testClaimRespectsLimitAndOrder(t *testing.T, s relay.Store) {
 	// Retries are ordered by when they fall due, not by age.
 	retry := map[int64]time.Duration{all[0]: 30 * time.Minute, all[1]: 10 * time.Minute, all[2]: 20 * time.Minute}
 	for id, d := range retry {
-		settle(t, s, id, relay.Settlement{State: relay.Pending, Attempts: 1, NextAt: at(d), LastError: "x", At: now})
+		settle(t, s, leases[id], relay.Settlement{State: relay.Pending, Attempts: 1, NextAt: at(d), LastError: "x", At: now})
 	}
 	if got, want := claimIDs(t, s, at(25*time.Minute), time.Hour, 10), []int64{all[1], all[2]}; !slices.Equal(got, want) {
 		t.Errorf("claim at +25m = %v, want %v", got, want)
@@ -549,9 +615,18 @@ func testClaimRespectsLimitAndOrder(t *testing.T, s relay.Store) {
 
 func testClaimLeases(t *testing.T, s relay.Store) {
 	ingest(t, s, ev("m1", "p1", replicate.Succeeded, 0, spec("r", "n")))
+	for _, lease := range []time.Duration{0, -time.Minute} {
+		if ds, err := s.Claim(context.Background(), t0, lease, 10); err == nil {
+			t.Errorf("Claim with lease %v succeeded with %d deliveries, want an error", lease, len(ds))
+		}
+	}
 	d := claimOne(t, s, t0)
 	if got := info(t, s, d.ID).State; got != relay.Sending {
 		t.Errorf("state after Claim = %s, want sending", got)
+	}
+	sameTime(t, "LeaseUntil", d.LeaseUntil, at(time.Minute))
+	if l := d.Lease(); l.ID != d.ID || !l.Until.Equal(d.LeaseUntil) {
+		t.Errorf("Lease() = %+v, want {%d %v}", l, d.ID, d.LeaseUntil)
 	}
 	for _, now := range []time.Time{t0, at(30 * time.Second), at(time.Minute - time.Millisecond)} {
 		if ds := claim(t, s, now, time.Minute, 10); len(ds) != 0 {
@@ -563,6 +638,7 @@ func testClaimLeases(t *testing.T, s relay.Store) {
 	if again.ID != d.ID || again.Attempts != 0 {
 		t.Errorf("reclaimed %d with %d attempts, want %d with 0", again.ID, again.Attempts, d.ID)
 	}
+	sameTime(t, "LeaseUntil of the second claim", again.LeaseUntil, at(2*time.Minute))
 	// And the new lease holds in turn.
 	if ds := claim(t, s, at(time.Minute+30*time.Second), time.Minute, 10); len(ds) != 0 {
 		t.Errorf("Claim during the second lease handed the delivery out again")
@@ -615,11 +691,11 @@ func testClaimConcurrent(t *testing.T, s relay.Store) {
 func testSettleSent(t *testing.T, s relay.Store) {
 	ingest(t, s, ev("m1", "p1", replicate.Succeeded, 0, spec("r", "n")))
 	d := claimOne(t, s, t0)
-	settle(t, s, d.ID, relay.Settlement{
+	settle(t, s, d.Lease(), relay.Settlement{
 		State: relay.Pending, Attempts: 1, NextAt: at(time.Minute), LastError: "timeout", At: at(time.Second),
 	})
-	claimOne(t, s, at(time.Minute))
-	settle(t, s, d.ID, relay.Settlement{State: relay.Sent, Attempts: 1, Ref: "1712345.000100", At: at(61 * time.Second)})
+	retry := claimOne(t, s, at(time.Minute))
+	settle(t, s, retry.Lease(), relay.Settlement{State: relay.Sent, Attempts: 1, Ref: "1712345.000100", At: at(61 * time.Second)})
 
 	got := info(t, s, d.ID)
 	if got.State != relay.Sent || got.Attempts != 1 || got.LastError != "" || got.Ref != "1712345.000100" {
@@ -636,7 +712,7 @@ func testSettleSent(t *testing.T, s relay.Store) {
 func testSettlePending(t *testing.T, s relay.Store) {
 	ingest(t, s, ev("m1", "p1", replicate.Succeeded, 0, spec("r", "n")))
 	d := claimOne(t, s, t0)
-	settle(t, s, d.ID, relay.Settlement{
+	settle(t, s, d.Lease(), relay.Settlement{
 		State: relay.Pending, Attempts: 1, NextAt: at(time.Minute), LastError: "503 Service Unavailable", At: at(time.Second),
 	})
 	got := info(t, s, d.ID)
@@ -651,10 +727,11 @@ func testSettlePending(t *testing.T, s relay.Store) {
 	if ds := claim(t, s, at(59*time.Second), time.Minute, 10); len(ds) != 0 {
 		t.Errorf("claimed before NextAt")
 	}
-	if again := claimOne(t, s, at(time.Minute)); again.Attempts != 1 {
+	again := claimOne(t, s, at(time.Minute))
+	if again.Attempts != 1 {
 		t.Errorf("retry claimed with %d attempts, want 1", again.Attempts)
 	}
-	settle(t, s, d.ID, relay.Settlement{
+	settle(t, s, again.Lease(), relay.Settlement{
 		State: relay.Pending, Attempts: 2, NextAt: at(5 * time.Minute), LastError: "429", At: at(61 * time.Second),
 	})
 	if got := info(t, s, d.ID); got.Attempts != 2 || got.LastError != "429" || !got.NextAt.Equal(at(5*time.Minute)) {
@@ -665,7 +742,7 @@ func testSettlePending(t *testing.T, s relay.Store) {
 func testSettleDead(t *testing.T, s relay.Store) {
 	ingest(t, s, ev("m1", "p1", replicate.Succeeded, 0, spec("r", "n")))
 	d := claimOne(t, s, t0)
-	settle(t, s, d.ID, relay.Settlement{State: relay.Dead, Attempts: 3, LastError: "400 invalid_blocks", At: at(time.Second)})
+	settle(t, s, d.Lease(), relay.Settlement{State: relay.Dead, Attempts: 3, LastError: "400 invalid_blocks", At: at(time.Second)})
 	got := info(t, s, d.ID)
 	if got.State != relay.Dead || got.Attempts != 3 || got.LastError != "400 invalid_blocks" || got.Ref != "" {
 		t.Errorf("after Dead: state %s attempts %d error %q ref %q, want dead 3 \"400 invalid_blocks\" \"\"",
@@ -686,48 +763,106 @@ func testSettleNotClaimed(t *testing.T, s relay.Store) {
 	ds := list(t, s, "")
 	sent, pending := ds[1].ID, ds[0].ID
 
-	if err := s.Settle(ctx, sent+pending+1000, relay.Settlement{State: relay.Sent, At: t0}); err == nil {
-		t.Errorf("Settle of a delivery that does not exist succeeded")
-	}
-	if err := s.Settle(ctx, pending, relay.Settlement{State: relay.Sent, Ref: "x", At: t0}); err == nil {
-		t.Errorf("Settle of a pending delivery that was never claimed succeeded")
-	}
+	missing := relay.Lease{ID: sent + pending + 1000, Until: at(time.Minute)}
+	notClaimed(t, "Settle of a delivery that does not exist",
+		s.Settle(ctx, missing, relay.Settlement{State: relay.Sent, At: t0}))
+	notClaimed(t, "Settle of a pending delivery that was never claimed",
+		s.Settle(ctx, relay.Lease{ID: pending, Until: at(time.Minute)}, relay.Settlement{State: relay.Sent, Ref: "x", At: t0}))
 	if got := info(t, s, pending); got.State != relay.Pending || got.Ref != "" {
 		t.Errorf("unclaimed delivery became %s with ref %q, want unchanged", got.State, got.Ref)
 	}
 
 	// A claimant whose lease expired must not undo the settlement of the one that took over.
-	if got := claimIDs(t, s, t0, time.Minute, 1); !slices.Equal(got, []int64{sent}) {
+	first := claim(t, s, t0, time.Minute, 1)
+	if got := idsOf(first); !slices.Equal(got, []int64{sent}) {
 		t.Fatalf("claimed %v, want [%d]", got, sent)
 	}
-	settle(t, s, sent, relay.Settlement{State: relay.Sent, Ref: "ref-1", At: at(time.Second)})
-	late := relay.Settlement{State: relay.Pending, Attempts: 1, NextAt: at(time.Minute), LastError: "late", At: at(2 * time.Second)}
-	if err := s.Settle(ctx, sent, late); err == nil {
-		t.Errorf("Settle of a delivery already sent succeeded")
+	second := claim(t, s, at(time.Minute), time.Minute, 1)
+	if got := idsOf(second); !slices.Equal(got, []int64{sent}) {
+		t.Fatalf("claimed %v after the lease expired, want [%d]", got, sent)
 	}
+	settle(t, s, second[0].Lease(), relay.Settlement{State: relay.Sent, Ref: "ref-1", At: at(61 * time.Second)})
+	late := relay.Settlement{State: relay.Pending, Attempts: 1, NextAt: at(2 * time.Minute), LastError: "late", At: at(62 * time.Second)}
+	notClaimed(t, "Settle under an expired lease of a delivery since sent", s.Settle(ctx, first[0].Lease(), late))
+	// Nor may a second settlement under one lease undo the first.
+	notClaimed(t, "Settle of a delivery already sent", s.Settle(ctx, second[0].Lease(), late))
 	if got := info(t, s, sent); got.State != relay.Sent || got.Ref != "ref-1" || got.LastError != "" {
 		t.Errorf("sent delivery became %s ref %q error %q, want unchanged", got.State, got.Ref, got.LastError)
 	}
 }
 
-func testRelease(t *testing.T, s relay.Store) {
+func testSettleWithExpiredLease(t *testing.T, s relay.Store) {
 	ctx := context.Background()
+	ingest(t, s, ev("m1", "p1", replicate.Succeeded, 0, spec("r", "a"), spec("r", "b")))
+	first := claim(t, s, t0, time.Second, 10)
+	if len(first) != 2 {
+		t.Fatalf("claimed %d, want 2", len(first))
+	}
+	stale, slow := first[0], first[1]
+	sameTime(t, "LeaseUntil", stale.LeaseUntil, at(time.Second))
+
+	// A claimant whose lease expired while nobody took the delivery over still holds it.
+	settle(t, s, slow.Lease(), relay.Settlement{State: relay.Sent, Ref: "slow", At: at(time.Second)})
+	if got := info(t, s, slow.ID); got.State != relay.Sent || got.Ref != "slow" {
+		t.Errorf("after Settle under an expired lease nobody took over: %s ref %q, want sent slow", got.State, got.Ref)
+	}
+
+	// The other delivery is taken over once its lease has expired, under a later lease.
+	second := claimOne(t, s, at(time.Second))
+	if second.ID != stale.ID || second.Attempts != 0 {
+		t.Fatalf("claimed %d with %d attempts, want %d with 0", second.ID, second.Attempts, stale.ID)
+	}
+	sameTime(t, "LeaseUntil of the second claim", second.LeaseUntil, at(61*time.Second))
+
+	// The first claimant comes back: whatever it reports, the new claim stands.
+	before := info(t, s, stale.ID)
+	for _, st := range []relay.Settlement{
+		{State: relay.Sent, Ref: "stale", At: at(2 * time.Second)},
+		{State: relay.Pending, Attempts: 1, NextAt: at(3 * time.Second), LastError: "stale", At: at(2 * time.Second)},
+		{State: relay.Dead, Attempts: 1, LastError: "stale", At: at(2 * time.Second)},
+	} {
+		notClaimed(t, fmt.Sprintf("Settle(%s) under the expired first lease", st.State), s.Settle(ctx, stale.Lease(), st))
+	}
+	got := info(t, s, stale.ID)
+	unchanged(t, "Settle under the expired first lease", got, before)
+	if got.State != relay.Sending {
+		t.Errorf("state = %s, want still sending under the second claim", got.State)
+	}
+	if ds := claim(t, s, at(60*time.Second), time.Minute, 10); len(ds) != 0 {
+		t.Errorf("Claim during the second lease handed the delivery out again")
+	}
+
+	// The second claimant's settlement is recorded.
+	settle(t, s, second.Lease(), relay.Settlement{State: relay.Sent, Ref: "fresh", At: at(3 * time.Second)})
+	got = info(t, s, stale.ID)
+	if got.State != relay.Sent || got.Ref != "fresh" || got.Attempts != 0 || got.LastError != "" {
+		t.Errorf("after Settle under the second lease: state %s ref %q attempts %d error %q, want sent fresh 0 \"\"",
+			got.State, got.Ref, got.Attempts, got.LastError)
+	}
+	sameTime(t, "UpdatedAt", got.UpdatedAt, at(3*time.Second))
+	notClaimed(t, "Settle under the expired first lease after the second settled",
+		s.Settle(ctx, stale.Lease(), relay.Settlement{State: relay.Dead, Attempts: 1, LastError: "stale", At: at(4 * time.Second)}))
+	unchanged(t, "Settle under the expired first lease after the second settled", info(t, s, stale.ID), got)
+}
+
+func testRelease(t *testing.T, s relay.Store) {
 	ingest(t, s, ev("m1", "p1", replicate.Succeeded, 0, spec("r", "a"), spec("r", "b")))
 	first := claim(t, s, t0, time.Minute, 10)
 	if len(first) != 2 {
 		t.Fatalf("claimed %d, want 2", len(first))
 	}
 	a, b := first[0].ID, first[1].ID
-	settle(t, s, a, relay.Settlement{State: relay.Pending, Attempts: 1, NextAt: at(time.Minute), LastError: "x", At: at(time.Second)})
-	settle(t, s, b, relay.Settlement{State: relay.Sent, Ref: "ref-b", At: at(time.Second)})
-	claimOne(t, s, at(time.Minute))
+	settle(t, s, first[0].Lease(), relay.Settlement{State: relay.Pending, Attempts: 1, NextAt: at(time.Minute), LastError: "x", At: at(time.Second)})
+	settle(t, s, first[1].Lease(), relay.Settlement{State: relay.Sent, Ref: "ref-b", At: at(time.Second)})
+	retry := claimOne(t, s, at(time.Minute))
 
-	if err := s.Release(ctx, []int64{a, b}); err != nil {
-		t.Fatalf("Release: %v", err)
-	}
-	if got := info(t, s, a); got.State != relay.Pending || got.Attempts != 1 {
+	// The retry's lease is released; the leases of claims already settled are skipped.
+	release(t, s, first[0].Lease(), first[1].Lease(), retry.Lease())
+	got := info(t, s, a)
+	if got.State != relay.Pending || got.Attempts != 1 {
 		t.Errorf("released delivery is %s with %d attempts, want pending with 1", got.State, got.Attempts)
 	}
+	sameTime(t, "NextAt after Release", got.NextAt, at(time.Minute))
 	if got := info(t, s, b); got.State != relay.Sent || got.Ref != "ref-b" {
 		t.Errorf("Release changed a sent delivery to %s ref %q", got.State, got.Ref)
 	}
@@ -736,8 +871,52 @@ func testRelease(t *testing.T, s relay.Store) {
 	if again.ID != a || again.Attempts != 1 {
 		t.Errorf("claimed %d with %d attempts after Release, want %d with 1", again.ID, again.Attempts, a)
 	}
-	if err := s.Release(ctx, nil); err != nil {
+	if err := s.Release(context.Background(), nil); err != nil {
 		t.Errorf("Release(nil): %v", err)
+	}
+}
+
+func testReleaseWithExpiredLease(t *testing.T, s relay.Store) {
+	ingest(t, s, ev("m1", "p1", replicate.Succeeded, 0, spec("r", "n")))
+	first := claimOne(t, s, t0)
+	// The first claimant stalls; its lease expires and another takes the delivery over.
+	second := claimOne(t, s, at(time.Minute))
+	if second.ID != first.ID {
+		t.Fatalf("claimed %d, want %d", second.ID, first.ID)
+	}
+	sameTime(t, "LeaseUntil of the second claim", second.LeaseUntil, at(2*time.Minute))
+
+	// The first claimant comes back and gives the delivery up: the new claim stands.
+	before := info(t, s, first.ID)
+	release(t, s, first.Lease())
+	got := info(t, s, first.ID)
+	unchanged(t, "Release under the expired first lease", got, before)
+	if got.State != relay.Sending {
+		t.Errorf("state = %s, want still sending under the second claim", got.State)
+	}
+	if ds := claim(t, s, at(90*time.Second), time.Minute, 10); len(ds) != 0 {
+		t.Errorf("Claim during the second lease handed the delivery out again")
+	}
+	// It is still the second claimant's to settle.
+	settle(t, s, second.Lease(), relay.Settlement{
+		State: relay.Pending, Attempts: 1, NextAt: at(3 * time.Minute), LastError: "503", At: at(91 * time.Second),
+	})
+	if got := info(t, s, first.ID); got.State != relay.Pending || got.Attempts != 1 || got.LastError != "503" {
+		t.Errorf("after Settle under the second lease: %s attempts %d error %q, want pending 1 503",
+			got.State, got.Attempts, got.LastError)
+	}
+
+	// Once it is claimed a third time, neither old lease releases it.
+	third := claimOne(t, s, at(3*time.Minute))
+	before = info(t, s, third.ID)
+	release(t, s, first.Lease(), second.Lease())
+	unchanged(t, "Release under the first and second leases", info(t, s, third.ID), before)
+	if ds := claim(t, s, at(3*time.Minute+30*time.Second), time.Minute, 10); len(ds) != 0 {
+		t.Errorf("Claim during the third lease handed the delivery out again")
+	}
+	release(t, s, third.Lease())
+	if got := info(t, s, third.ID); got.State != relay.Pending || got.Attempts != 1 {
+		t.Errorf("after Release under the third lease: %s with %d attempts, want pending with 1", got.State, got.Attempts)
 	}
 }
 
@@ -764,10 +943,11 @@ func testDeliveries(t *testing.T, s relay.Store) {
 	sameTime(t, "NextAt", d.NextAt, at(time.Second))
 
 	oldest := all[2].ID
-	if got := claimIDs(t, s, at(time.Minute), time.Minute, 1); !slices.Equal(got, []int64{oldest}) {
+	claimed := claim(t, s, at(time.Minute), time.Minute, 1)
+	if got := idsOf(claimed); !slices.Equal(got, []int64{oldest}) {
 		t.Fatalf("claimed %v, want [%d]", got, oldest)
 	}
-	settle(t, s, oldest, relay.Settlement{State: relay.Sent, Ref: "r", At: at(time.Minute)})
+	settle(t, s, claimed[0].Lease(), relay.Settlement{State: relay.Sent, Ref: "r", At: at(time.Minute)})
 
 	for _, tt := range []struct {
 		state relay.State
@@ -775,6 +955,9 @@ func testDeliveries(t *testing.T, s relay.Store) {
 		want  []int64
 	}{
 		{"", 2, []int64{all[0].ID, all[1].ID}},
+		{"", 0, []int64{all[0].ID, all[1].ID, all[2].ID}},
+		{"", -1, []int64{all[0].ID, all[1].ID, all[2].ID}},
+		{relay.Pending, 0, []int64{all[0].ID, all[1].ID}},
 		{relay.Sent, 10, []int64{oldest}},
 		{relay.Pending, 10, []int64{all[0].ID, all[1].ID}},
 		{relay.Pending, 1, []int64{all[0].ID}},
@@ -820,19 +1003,18 @@ func testPruneDeliveries(t *testing.T, s relay.Store) {
 	for _, d := range list(t, s, "") {
 		byNotifier[d.Notifier] = d.ID
 	}
-	claimed := claimIDs(t, s, t0, time.Hour, 10)
+	claimed := leasesOf(claim(t, s, t0, time.Hour, 10))
 	if len(claimed) != 6 {
 		t.Fatalf("claimed %d, want 6", len(claimed))
 	}
-	settle(t, s, byNotifier["sent-old"], relay.Settlement{State: relay.Sent, Ref: "x", At: at(time.Minute)})
-	settle(t, s, byNotifier["dead-old"], relay.Settlement{State: relay.Dead, Attempts: 1, LastError: "x", At: at(time.Minute)})
-	settle(t, s, byNotifier["sent-new"], relay.Settlement{State: relay.Sent, Ref: "y", At: at(3 * time.Hour)})
-	settle(t, s, byNotifier["retrying"], relay.Settlement{
+	lease := func(notifier string) relay.Lease { return claimed[byNotifier[notifier]] }
+	settle(t, s, lease("sent-old"), relay.Settlement{State: relay.Sent, Ref: "x", At: at(time.Minute)})
+	settle(t, s, lease("dead-old"), relay.Settlement{State: relay.Dead, Attempts: 1, LastError: "x", At: at(time.Minute)})
+	settle(t, s, lease("sent-new"), relay.Settlement{State: relay.Sent, Ref: "y", At: at(3 * time.Hour)})
+	settle(t, s, lease("retrying"), relay.Settlement{
 		State: relay.Pending, Attempts: 1, NextAt: at(5 * time.Hour), LastError: "x", At: at(time.Minute),
 	})
-	if err := s.Release(ctx, []int64{byNotifier["pending"]}); err != nil {
-		t.Fatalf("Release: %v", err)
-	}
+	release(t, s, lease("pending"))
 
 	if err := s.Prune(ctx, t0, at(2*time.Hour)); err != nil {
 		t.Fatalf("Prune: %v", err)
