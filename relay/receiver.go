@@ -82,10 +82,25 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	msgID := r.Header.Get("webhook-id")
-	ev, err := ParseEvent(body, msgID, q.Get("kind"), meta, now().UTC())
+	kind := q.Get("kind")
+	received := now().UTC()
+	// Most deliveries are processing events with growing logs that no rule wants: route on the
+	// head of the payload, and parse it whole only when a rule's expression needs it or the
+	// event is going to be stored (which also proves the dispatcher can read it later).
+	ev, err := ParseHead(body, msgID, kind, meta, received)
 	if err != nil {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	var full *Event
+	parseFull := func() bool {
+		if full == nil {
+			if full, err = ParseEvent(body, msgID, kind, meta, received); err != nil {
+				writeJSONError(w, http.StatusBadRequest, err.Error())
+				return false
+			}
+		}
+		return true
 	}
 
 	item := &Ingest{
@@ -93,23 +108,34 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Kind:       ev.Kind,
 		SubjectID:  ev.ID,
 		Status:     ev.Status,
-		ReceivedAt: ev.ReceivedAt,
+		ReceivedAt: received,
 		Meta:       meta,
 	}
 	for _, rule := range rc.Rules {
-		ok, err := rule.Match(ev)
-		if err != nil {
-			log.Warn("rule expression failed; rule skipped for this event", "rule", rule.Name, "id", ev.ID, "err", err)
+		if !rule.matchHead(ev) {
 			continue
 		}
-		if !ok {
-			continue
+		if rule.HasExpression() {
+			if !parseFull() {
+				return
+			}
+			ok, err := rule.matchExpression(full)
+			if err != nil {
+				log.Warn("rule expression failed; rule skipped for this event", "rule", rule.Name, "id", ev.ID, "err", err)
+				continue
+			}
+			if !ok {
+				continue
+			}
 		}
 		for _, n := range rule.Notify {
 			item.Deliveries = append(item.Deliveries, DeliverySpec{Rule: rule.Name, Notifier: n, Template: rule.Template})
 		}
 	}
 	if len(item.Deliveries) > 0 {
+		if !parseFull() {
+			return
+		}
 		item.Body = bytes.Clone(body)
 	}
 

@@ -103,13 +103,25 @@ func CompileRule(r Rule) (*CompiledRule, error) {
 	return c, nil
 }
 
+// HasExpression reports whether matching needs the whole event (a When expression), rather
+// than the fields ParseHead decodes.
+func (c *CompiledRule) HasExpression() bool { return c.program != nil }
+
 // Match reports whether ev is one of the rule's events.
 func (c *CompiledRule) Match(ev *Event) (bool, error) {
-	if len(c.Kinds) > 0 && !contains(c.Kinds, ev.Kind) {
+	if !c.matchHead(ev) {
 		return false, nil
 	}
+	return c.matchExpression(ev)
+}
+
+// matchHead checks everything but the expression; it needs only what ParseHead decodes.
+func (c *CompiledRule) matchHead(ev *Event) bool {
+	if len(c.Kinds) > 0 && !contains(c.Kinds, ev.Kind) {
+		return false
+	}
 	if len(c.Statuses) > 0 && !contains(c.Statuses, ev.Status) {
-		return false, nil
+		return false
 	}
 	if len(c.Models) > 0 {
 		ok := false
@@ -120,14 +132,19 @@ func (c *CompiledRule) Match(ev *Event) (bool, error) {
 			}
 		}
 		if !ok {
-			return false, nil
+			return false
 		}
 	}
 	for k, v := range c.Meta {
 		if ev.Meta[k] != v {
-			return false, nil
+			return false
 		}
 	}
+	return true
+}
+
+// matchExpression evaluates When on the whole event (true when there is none).
+func (c *CompiledRule) matchExpression(ev *Event) (bool, error) {
 	if c.program == nil {
 		return true, nil
 	}
