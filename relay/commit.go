@@ -7,94 +7,92 @@ import (
 	"time"
 )
 
-// ErrClosed is returned by Committer.Submit once the committer has stopped.
+// ErrClosed is returned by a submit once its group commit has stopped.
 var ErrClosed = errors.New("relay: committer closed")
 
-// Committer turns concurrent ingests into shared transactions (group commit): while one batch
-// is being committed, the next one gathers, so an fsync per transaction does not cap throughput.
-// Submit returns only once its item is durable.
-type Committer struct {
-	store    Store
+// groupCommit gathers items submitted concurrently into shared transactions: while one batch is
+// being committed, the next one gathers, so an fsync per transaction does not cap throughput.
+// One goroutine owns the commits; a submit returns once its batch is committed.
+type groupCommit[T any] struct {
+	commit   func(ctx context.Context, batch []T) error
+	after    func(batch []T) // called after each successful commit; may be nil
 	maxBatch int
 	timeout  time.Duration
-	onCommit func(created int) // called after each successful commit; may be nil
 
-	in   chan *commitReq // unbuffered: an item is either taken by the loop or not sent at all
+	in   chan *commitReq[T] // unbuffered: an item is either taken by the loop or not sent at all
 	quit chan struct{}
 	done chan struct{}
 	once sync.Once
 	pool sync.Pool
 }
 
-type commitReq struct {
-	item *Ingest
+type commitReq[T any] struct {
+	item T
 	err  chan error
 }
 
-// NewCommitter starts the commit loop. maxBatch bounds a transaction's size; onCommit, if not
-// nil, is told how many deliveries each commit created (the dispatcher's wake-up).
-func NewCommitter(store Store, maxBatch int, onCommit func(created int)) *Committer {
+func newGroupCommit[T any](maxBatch int, commit func(context.Context, []T) error, after func([]T)) *groupCommit[T] {
 	if maxBatch <= 0 {
 		maxBatch = 256
 	}
-	c := &Committer{
-		store:    store,
+	g := &groupCommit[T]{
+		commit:   commit,
+		after:    after,
 		maxBatch: maxBatch,
 		timeout:  10 * time.Second,
-		onCommit: onCommit,
-		in:       make(chan *commitReq),
+		in:       make(chan *commitReq[T]),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	c.pool.New = func() any { return &commitReq{err: make(chan error, 1)} }
-	go c.loop()
-	return c
+	g.pool.New = func() any { return &commitReq[T]{err: make(chan error, 1)} }
+	go g.loop()
+	return g
 }
 
-// Submit stores item and returns when it is durable (item.Outcome and item.Created are then
-// set), or the reason it is not. An item is never half stored.
-func (c *Committer) Submit(ctx context.Context, item *Ingest) error {
-	req := c.pool.Get().(*commitReq)
+// submit commits item and returns the batch's error, or ErrClosed or ctx's error if the item
+// was never taken. Once taken, an item is waited for whatever ctx says: the loop answers every
+// request it takes, within its own timeout.
+func (g *groupCommit[T]) submit(ctx context.Context, item T) error {
+	req := g.pool.Get().(*commitReq[T])
 	req.item = item
 	select {
-	case c.in <- req:
-	case <-c.quit:
-		c.pool.Put(req)
+	case g.in <- req:
+	case <-g.quit:
+		g.pool.Put(req)
 		return ErrClosed
 	case <-ctx.Done():
-		c.pool.Put(req)
+		g.pool.Put(req)
 		return ctx.Err()
 	}
-	// Once the loop has the item, wait for its commit whatever the caller's context says:
-	// the loop answers every request it takes, within its own timeout.
 	err := <-req.err
-	req.item = nil
-	c.pool.Put(req)
+	var zero T
+	req.item = zero
+	g.pool.Put(req)
 	return err
 }
 
-// Close stops taking items, commits what was already taken, and waits for the loop to end.
-func (c *Committer) Close() {
-	c.once.Do(func() { close(c.quit) })
-	<-c.done
+// close stops taking items, finishes the batch in progress, and waits for the loop to end.
+func (g *groupCommit[T]) close() {
+	g.once.Do(func() { close(g.quit) })
+	<-g.done
 }
 
-func (c *Committer) loop() {
-	defer close(c.done)
-	reqs := make([]*commitReq, 0, c.maxBatch)
-	items := make([]*Ingest, 0, c.maxBatch)
+func (g *groupCommit[T]) loop() {
+	defer close(g.done)
+	reqs := make([]*commitReq[T], 0, g.maxBatch)
+	items := make([]T, 0, g.maxBatch)
 	for {
-		var first *commitReq
+		var first *commitReq[T]
 		select {
-		case first = <-c.in:
-		case <-c.quit:
+		case first = <-g.in:
+		case <-g.quit:
 			return
 		}
 		reqs = append(reqs[:0], first)
 	gather:
-		for len(reqs) < c.maxBatch {
+		for len(reqs) < g.maxBatch {
 			select {
-			case r := <-c.in:
+			case r := <-g.in:
 				reqs = append(reqs, r)
 			default:
 				break gather
@@ -104,22 +102,45 @@ func (c *Committer) loop() {
 		for _, r := range reqs {
 			items = append(items, r.item)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-		err := c.store.Ingest(ctx, items)
+		ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
+		err := g.commit(ctx, items)
 		cancel()
-		created := 0
-		if err == nil {
-			for _, it := range items {
-				created += it.Created
-			}
+		if err == nil && g.after != nil {
+			g.after(items)
 		}
 		for _, r := range reqs {
 			r.err <- err
 		}
 		clear(reqs)
 		clear(items)
-		if err == nil && c.onCommit != nil {
-			c.onCommit(created)
-		}
 	}
 }
+
+// Committer stores verified events through group commit (see Store.Ingest): Submit returns only
+// once its item is durable.
+type Committer struct {
+	g *groupCommit[*Ingest]
+}
+
+// NewCommitter starts the commit loop. maxBatch bounds a transaction's size; onCommit, if not
+// nil, is told how many deliveries each commit created (the dispatcher's wake-up).
+func NewCommitter(store Store, maxBatch int, onCommit func(created int)) *Committer {
+	var after func([]*Ingest)
+	if onCommit != nil {
+		after = func(batch []*Ingest) {
+			created := 0
+			for _, it := range batch {
+				created += it.Created
+			}
+			onCommit(created)
+		}
+	}
+	return &Committer{g: newGroupCommit(maxBatch, store.Ingest, after)}
+}
+
+// Submit stores item and returns when it is durable (item.Outcome and item.Created are then
+// set), or the reason it is not. An item is never half stored.
+func (c *Committer) Submit(ctx context.Context, item *Ingest) error { return c.g.submit(ctx, item) }
+
+// Close stops taking items, commits what was already taken, and waits for the loop to end.
+func (c *Committer) Close() { c.g.close() }

@@ -76,6 +76,7 @@ type Dispatcher struct {
 	log          *slog.Logger
 	now          func() time.Time
 	wake         chan struct{}
+	settles      *groupCommit[*Settlement] // set by Run for its workers
 }
 
 // NewDispatcher builds a dispatcher over destinations keyed by the notifier names rules use.
@@ -105,6 +106,10 @@ func (d *Dispatcher) Wake() {
 // Run dispatches until ctx is cancelled, then lets sends in flight finish (each bounded by
 // SendTimeout), gives back deliveries it claimed but did not start, and returns.
 func (d *Dispatcher) Run(ctx context.Context) {
+	// Outcomes are group-committed like events: one transaction for every worker that finished
+	// meanwhile, not one fsync per message.
+	d.settles = newGroupCommit(256, d.store.Settle, nil)
+	defer d.settles.close()
 	work := make(chan Delivery)
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, d.cfg.Workers)
@@ -262,25 +267,28 @@ func (d *Dispatcher) settle(log *slog.Logger, dl Delivery, s Settlement) {
 	if s.At.IsZero() {
 		s.At = d.now()
 	}
+	s.Lease = dl.Lease()
 	var err error
 	for try := range 3 {
 		if try > 0 {
 			time.Sleep(time.Duration(try) * 200 * time.Millisecond)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = d.store.Settle(ctx, dl.Lease(), s)
-		cancel()
-		if err == nil {
-			if s.State == Dead {
-				log.Error("delivery dead", "attempts", s.Attempts, "last_error", s.LastError)
+		if err = d.settles.submit(context.Background(), &s); err != nil {
+			continue
+		}
+		if s.Err != nil {
+			if errors.Is(s.Err, ErrNotClaimed) {
+				log.Warn("lease lost: another worker took the delivery over",
+					"state", s.State, "lease_until", dl.LeaseUntil, "last_error", s.LastError, "err", s.Err)
+				return
 			}
-			return
+			err = s.Err
+			continue
 		}
-		if errors.Is(err, ErrNotClaimed) {
-			log.Warn("lease lost: another worker took the delivery over",
-				"state", s.State, "lease_until", dl.LeaseUntil, "last_error", s.LastError, "err", err)
-			return
+		if s.State == Dead {
+			log.Error("delivery dead", "attempts", s.Attempts, "last_error", s.LastError)
 		}
+		return
 	}
 	log.Error("recording delivery outcome failed; it will be retried after its lease",
 		"state", s.State, "attempts", s.Attempts, "last_error", s.LastError, "err", err)

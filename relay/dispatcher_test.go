@@ -17,6 +17,7 @@ import (
 	"github.com/mlrelay/relay/relay"
 	"github.com/mlrelay/relay/relay/replicate"
 	"github.com/mlrelay/relay/relay/sqlite"
+	"github.com/mlrelay/relay/relay/storetest"
 )
 
 // scripted is a notifier whose answers the test decides, call by call.
@@ -339,11 +340,17 @@ type settleRecorder struct {
 	errs    []error
 }
 
-func (r *settleRecorder) Settle(ctx context.Context, l relay.Lease, s relay.Settlement) error {
-	err := r.Store.Settle(ctx, l, s)
+func (r *settleRecorder) Settle(ctx context.Context, batch []*relay.Settlement) error {
+	err := r.Store.Settle(ctx, batch)
 	r.mu.Lock()
-	r.settled = append(r.settled, s)
-	r.errs = append(r.errs, err)
+	for _, s := range batch {
+		r.settled = append(r.settled, *s)
+		if err != nil {
+			r.errs = append(r.errs, err)
+		} else {
+			r.errs = append(r.errs, s.Err)
+		}
+	}
 	r.mu.Unlock()
 	return err
 }
@@ -434,7 +441,7 @@ func TestDispatcherLeaseLostIsNotSettled(t *testing.T) {
 		t.Fatalf("after the stale settlement: %+v, want still sending under the new claim", got)
 	}
 	// The new claimant still owns it.
-	if err := st.Settle(context.Background(), taken[0].Lease(), relay.Settlement{State: relay.Sent, Ref: "new", At: time.Now()}); err != nil {
+	if err := storetest.SettleOne(context.Background(), st, taken[0].Lease(), relay.Settlement{State: relay.Sent, Ref: "new", At: time.Now()}); err != nil {
 		t.Fatalf("Settle by the new claimant: %v", err)
 	}
 }

@@ -2,11 +2,13 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -31,9 +33,29 @@ func benchBody(id, status string) []byte {
 // a real SQLite file) from parallel goroutines, without the network. Compare with
 // BenchmarkVerifyOnly, the reference: what a handler that only checks the signature costs.
 func BenchmarkReceiver(b *testing.B) {
+	b.Run("ingest", func(b *testing.B) { benchReceiver(b, false) })
+	// With a dispatcher draining the deliveries as they come, as in production: its claims and
+	// settlements compete with ingest for the store.
+	b.Run("ingest+dispatch", func(b *testing.B) { benchReceiver(b, true) })
+}
+
+func benchReceiver(b *testing.B, dispatch bool) {
 	st := openStore(b)
 	rule, _ := relay.CompileRule(relay.Rule{Name: "finished", Statuses: []replicate.Status{replicate.Succeeded, replicate.Failed}, Notify: []string{"slack"}})
-	c := relay.NewCommitter(st, 512, nil)
+	var d *relay.Dispatcher
+	if dispatch {
+		d = relay.NewDispatcher(st, plainRenderer{}, map[string]*relay.Destination{"slack": {Notifier: &scripted{}, Target: "text"}},
+			relay.DispatcherConfig{Workers: 4}, quiet)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+	}
+	c := relay.NewCommitter(st, 512, func(n int) {
+		if n > 0 && d != nil {
+			d.Wake()
+		}
+	})
 	defer c.Close()
 	v, _ := replicate.NewVerifier([]string{replicate.SampleSecret}, 0)
 	rc := &relay.Receiver{Verifier: v, Rules: []*relay.CompiledRule{rule}, Committer: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -55,6 +77,7 @@ func BenchmarkVerifyOnly(b *testing.B) {
 
 func benchHandler(b *testing.B, h http.Handler) {
 	var n atomic.Int64
+	lat := make([]time.Duration, b.N+1000)
 	b.SetParallelism(32)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -70,11 +93,21 @@ func benchHandler(b *testing.B, h http.Handler) {
 			req := httptest.NewRequest(http.MethodPost, "/hooks/replicate?kind=prediction", bytes.NewReader(body))
 			req.Header = hdr
 			w := httptest.NewRecorder()
+			t0 := time.Now()
 			h.ServeHTTP(w, req)
+			if int(i) < len(lat) {
+				lat[i] = time.Since(t0)
+			}
 			if w.Code != 200 {
 				b.Errorf("status %d: %s", w.Code, w.Body)
 				return
 			}
 		}
 	})
+	b.StopTimer()
+	lat = lat[1 : b.N+1]
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(lat[len(lat)-1-len(lat)/1000].Microseconds()), "p99.9-µs")
 }

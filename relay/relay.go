@@ -177,14 +177,19 @@ const (
 	Dead    State = "dead"
 )
 
-// Settlement records the result of one attempt at a delivery.
+// Settlement records the result of one attempt at a delivery, under the claim that made it.
 type Settlement struct {
+	Lease     Lease     // the claim: Settle applies only while it still holds
 	State     State     // Sent, Pending (retry at NextAt) or Dead
 	Attempts  int       // failed attempts, including this one if it failed
 	NextAt    time.Time // with Pending: when to try again
 	LastError string    // with Pending or Dead
 	Ref       string    // with Sent: the provider's message reference
 	At        time.Time
+
+	// Err is set by Store.Settle for this settlement alone: nil when recorded, or an error
+	// wrapping ErrNotClaimed when its lease no longer held and nothing was changed.
+	Err error
 }
 
 // DeliveryInfo is a delivery as operators see it.
@@ -231,12 +236,14 @@ type Store interface {
 	// positive, so that a claim taking over an expired one always has a later Until. A limit of
 	// 0 or less claims nothing and returns nothing.
 	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
-	// Settle records the outcome of an attempt at a delivery, taking effect at s.At, but only
-	// while the claim l still holds: the delivery is sending and its lease ends at l.Until.
-	// Otherwise (the delivery was settled or released since, another Claim took it over after
-	// the lease expired, or it does not exist) Settle changes nothing and returns an error
-	// wrapping ErrNotClaimed. An expired lease that nobody has taken over still holds.
-	Settle(ctx context.Context, l Lease, s Settlement) error
+	// Settle records the outcomes of attempts at deliveries, in one transaction (the dispatcher
+	// group-commits them as the receiver does events). Each takes effect at its At, but only
+	// while its claim (Lease) still holds: the delivery is sending and its lease ends at
+	// Lease.Until. Otherwise (the delivery was settled or released since, another Claim took it
+	// over after the lease expired, or it does not exist) that settlement changes nothing and
+	// its Err wraps ErrNotClaimed; the others are still recorded. An expired lease that nobody
+	// has taken over still holds. The returned error is for the batch: then nothing is recorded.
+	Settle(ctx context.Context, batch []*Settlement) error
 	// Release returns claimed deliveries to pending without counting an attempt. Their NextAt
 	// is left unchanged, so they are due at once, ahead of deliveries that fell due later. Like
 	// Settle, it applies to each only while that claim still holds, and silently skips the

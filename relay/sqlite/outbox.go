@@ -118,44 +118,75 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 	return ds, nil
 }
 
-// Settle records the outcome of an attempt at a delivery while the claim l holds; see
-// relay.Store. It fails, changing nothing, with an error wrapping relay.ErrNotClaimed when the
-// delivery does not exist or is no longer claimed under l (settled or released since, or taken
-// over by another claimant after l expired). A zero s.At means now; a Pending settlement with a
-// zero NextAt is due at s.At.
-func (s *Store) Settle(ctx context.Context, l relay.Lease, st relay.Settlement) error {
-	id := l.ID
-	switch st.State {
-	case relay.Sent, relay.Pending, relay.Dead:
-	default:
-		return fmt.Errorf("sqlite: settle delivery %d: cannot settle as %q", id, st.State)
+// Settle records the outcomes of attempts, in one transaction; see relay.Store. A settlement
+// whose delivery does not exist or is no longer claimed under its lease (settled or released
+// since, or taken over by another claimant after the lease expired) changes nothing and gets an
+// Err wrapping relay.ErrNotClaimed. A zero At means now; a Pending settlement with a zero
+// NextAt is due at At.
+func (s *Store) Settle(ctx context.Context, batch []*relay.Settlement) (err error) {
+	for _, st := range batch {
+		switch st.State {
+		case relay.Sent, relay.Pending, relay.Dead:
+		default:
+			return fmt.Errorf("sqlite: settle delivery %d: cannot settle as %q", st.Lease.ID, st.State)
+		}
 	}
-	at := nanos(st.At, time.Now().UnixNano())
-	next := nanos(st.NextAt, at)
-	n, err := changed(s.settle.ExecContext(ctx, string(st.State), st.Attempts, next, st.LastError, st.Ref, at, id,
-		l.Until.UnixNano()))
-	if err != nil {
-		return fmt.Errorf("sqlite: settle delivery %d: %w", id, err)
-	}
-	if n == 1 {
+	if len(batch) == 0 {
 		return nil
 	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: settle: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+			for _, st := range batch {
+				st.Err = nil
+			}
+		}
+	}()
+	stmt := tx.StmtContext(ctx, s.settle)
+	now := time.Now().UnixNano()
+	for _, st := range batch {
+		l := st.Lease
+		at := nanos(st.At, now)
+		next := nanos(st.NextAt, at)
+		n, err := changed(stmt.ExecContext(ctx, string(st.State), st.Attempts, next, st.LastError, st.Ref, at, l.ID,
+			l.Until.UnixNano()))
+		if err != nil {
+			return fmt.Errorf("sqlite: settle delivery %d: %w", l.ID, err)
+		}
+		st.Err = nil
+		if n == 0 {
+			if st.Err, err = notClaimed(ctx, tx, l); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: settle: commit: %w", err)
+	}
+	return nil
+}
+
+// notClaimed explains why a settlement under l changed nothing.
+func notClaimed(ctx context.Context, tx *sql.Tx, l relay.Lease) (reason, err error) {
 	var (
 		state string
 		until sql.NullInt64
 	)
-	err = s.db.QueryRowContext(ctx, `SELECT state, lease_until FROM deliveries WHERE id = ?`, id).Scan(&state, &until)
+	err = tx.QueryRowContext(ctx, `SELECT state, lease_until FROM deliveries WHERE id = ?`, l.ID).Scan(&state, &until)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("sqlite: settle delivery %d: no such delivery: %w", id, relay.ErrNotClaimed)
+		return fmt.Errorf("sqlite: settle delivery %d: no such delivery: %w", l.ID, relay.ErrNotClaimed), nil
 	case err != nil:
-		// The settlement was not recorded either way; say so, whatever went wrong looking why.
-		return fmt.Errorf("sqlite: settle delivery %d: %w (and reading its state: %v)", id, relay.ErrNotClaimed, err)
+		return nil, fmt.Errorf("sqlite: settle delivery %d: reading its state: %w", l.ID, err)
 	case state == string(relay.Sending) && until.Valid:
 		return fmt.Errorf("sqlite: settle delivery %d: %w (it is claimed under another lease, until %s; this one ends %s)",
-			id, relay.ErrNotClaimed, fromNanos(until.Int64).Format(time.RFC3339Nano), l.Until.UTC().Format(time.RFC3339Nano))
+			l.ID, relay.ErrNotClaimed, fromNanos(until.Int64).Format(time.RFC3339Nano), l.Until.UTC().Format(time.RFC3339Nano)), nil
 	}
-	return fmt.Errorf("sqlite: settle delivery %d: %w (it is %s)", id, relay.ErrNotClaimed, state)
+	return fmt.Errorf("sqlite: settle delivery %d: %w (it is %s)", l.ID, relay.ErrNotClaimed, state), nil
 }
 
 // Release returns deliveries still claimed under the given leases to pending, due at once,

@@ -116,7 +116,7 @@ func TestReopen(t *testing.T) {
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("Claim = %d, %v", len(ds), err)
 	}
-	if err := s.Settle(ctx, ds[0].Lease(), relay.Settlement{State: relay.Sent, Ref: "ts-1", At: time.Now()}); err != nil {
+	if err := storetest.SettleOne(ctx, s, ds[0].Lease(), relay.Settlement{State: relay.Sent, Ref: "ts-1", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.EnsureSetting(ctx, "instance", "one"); err != nil {
@@ -439,7 +439,7 @@ func TestTwoStores(t *testing.T) {
 					return
 				}
 				for _, d := range ds {
-					if err := s.Settle(ctx, d.Lease(), relay.Settlement{State: relay.Sent, At: time.Now()}); err != nil {
+					if err := storetest.SettleOne(ctx, s, d.Lease(), relay.Settlement{State: relay.Sent, At: time.Now()}); err != nil {
 						t.Errorf("Settle: %v", err)
 					}
 				}
@@ -576,7 +576,7 @@ func TestChildProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range ds {
-			if err := s.Settle(ctx, d.Lease(), relay.Settlement{State: relay.Sent, At: time.Now()}); err != nil {
+			if err := storetest.SettleOne(ctx, s, d.Lease(), relay.Settlement{State: relay.Sent, At: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			fmt.Println("claimed", d.ID)
@@ -623,7 +623,7 @@ func TestLeaseToken(t *testing.T) {
 		{"zero", relay.Lease{ID: d.ID}, "claimed under another lease"},
 		{"unknown id", relay.Lease{ID: d.ID + 1000, Until: d.LeaseUntil}, "no such delivery"},
 	} {
-		err := s.Settle(ctx, tt.lease, sent)
+		err := storetest.SettleOne(ctx, s, tt.lease, sent)
 		if !errors.Is(err, relay.ErrNotClaimed) || !strings.Contains(fmt.Sprint(err), tt.want) {
 			t.Errorf("Settle under a lease %s: %v, want relay.ErrNotClaimed saying %q", tt.name, err, tt.want)
 		}
@@ -631,13 +631,13 @@ func TestLeaseToken(t *testing.T) {
 	// The same instant in another zone is the same lease.
 	l := d.Lease()
 	l.Until = l.Until.In(time.FixedZone("UTC-7", -7*60*60))
-	if err := s.Settle(ctx, l, sent); err != nil {
+	if err := storetest.SettleOne(ctx, s, l, sent); err != nil {
 		t.Fatalf("Settle under the claim's own lease: %v", err)
 	}
-	if err := s.Settle(ctx, l, sent); !errors.Is(err, relay.ErrNotClaimed) || !strings.Contains(err.Error(), "(it is sent)") {
+	if err := storetest.SettleOne(ctx, s, l, sent); !errors.Is(err, relay.ErrNotClaimed) || !strings.Contains(err.Error(), "(it is sent)") {
 		t.Errorf("second Settle: %v, want relay.ErrNotClaimed saying it is sent", err)
 	}
-	if err := s.Settle(ctx, ds[1].Lease(), relay.Settlement{State: "bogus", At: now}); err == nil || errors.Is(err, relay.ErrNotClaimed) {
+	if err := storetest.SettleOne(ctx, s, ds[1].Lease(), relay.Settlement{State: "bogus", At: now}); err == nil || errors.Is(err, relay.ErrNotClaimed) {
 		t.Errorf("Settle as an unknown state: %v, want an error other than relay.ErrNotClaimed", err)
 	}
 

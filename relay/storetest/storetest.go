@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) relay.Store) {
 		{"SettleDead", testSettleDead},
 		{"SettleNotClaimed", testSettleNotClaimed},
 		{"SettleWithExpiredLease", testSettleWithExpiredLease},
+		{"SettleBatch", testSettleBatch},
 		{"Release", testRelease},
 		{"ReleaseWithExpiredLease", testReleaseWithExpiredLease},
 		{"Deliveries", testDeliveries},
@@ -221,9 +222,19 @@ func claimOne(t *testing.T, s relay.Store, now time.Time) relay.Delivery {
 // settle settles under lease l and fails the test on error.
 func settle(t *testing.T, s relay.Store, l relay.Lease, st relay.Settlement) {
 	t.Helper()
-	if err := s.Settle(context.Background(), l, st); err != nil {
+	if err := SettleOne(context.Background(), s, l, st); err != nil {
 		t.Fatalf("Settle(%d, %s): %v", l.ID, st.State, err)
 	}
+}
+
+// SettleOne settles one delivery under lease l (a batch of one) and returns the batch's error
+// or the settlement's own.
+func SettleOne(ctx context.Context, s relay.Store, l relay.Lease, st relay.Settlement) error {
+	st.Lease = l
+	if err := s.Settle(ctx, []*relay.Settlement{&st}); err != nil {
+		return err
+	}
+	return st.Err
 }
 
 // release releases and fails the test on error.
@@ -765,9 +776,9 @@ func testSettleNotClaimed(t *testing.T, s relay.Store) {
 
 	missing := relay.Lease{ID: sent + pending + 1000, Until: at(time.Minute)}
 	notClaimed(t, "Settle of a delivery that does not exist",
-		s.Settle(ctx, missing, relay.Settlement{State: relay.Sent, At: t0}))
+		SettleOne(ctx, s, missing, relay.Settlement{State: relay.Sent, At: t0}))
 	notClaimed(t, "Settle of a pending delivery that was never claimed",
-		s.Settle(ctx, relay.Lease{ID: pending, Until: at(time.Minute)}, relay.Settlement{State: relay.Sent, Ref: "x", At: t0}))
+		SettleOne(ctx, s, relay.Lease{ID: pending, Until: at(time.Minute)}, relay.Settlement{State: relay.Sent, Ref: "x", At: t0}))
 	if got := info(t, s, pending); got.State != relay.Pending || got.Ref != "" {
 		t.Errorf("unclaimed delivery became %s with ref %q, want unchanged", got.State, got.Ref)
 	}
@@ -783,9 +794,9 @@ func testSettleNotClaimed(t *testing.T, s relay.Store) {
 	}
 	settle(t, s, second[0].Lease(), relay.Settlement{State: relay.Sent, Ref: "ref-1", At: at(61 * time.Second)})
 	late := relay.Settlement{State: relay.Pending, Attempts: 1, NextAt: at(2 * time.Minute), LastError: "late", At: at(62 * time.Second)}
-	notClaimed(t, "Settle under an expired lease of a delivery since sent", s.Settle(ctx, first[0].Lease(), late))
+	notClaimed(t, "Settle under an expired lease of a delivery since sent", SettleOne(ctx, s, first[0].Lease(), late))
 	// Nor may a second settlement under one lease undo the first.
-	notClaimed(t, "Settle of a delivery already sent", s.Settle(ctx, second[0].Lease(), late))
+	notClaimed(t, "Settle of a delivery already sent", SettleOne(ctx, s, second[0].Lease(), late))
 	if got := info(t, s, sent); got.State != relay.Sent || got.Ref != "ref-1" || got.LastError != "" {
 		t.Errorf("sent delivery became %s ref %q error %q, want unchanged", got.State, got.Ref, got.LastError)
 	}
@@ -821,7 +832,7 @@ func testSettleWithExpiredLease(t *testing.T, s relay.Store) {
 		{State: relay.Pending, Attempts: 1, NextAt: at(3 * time.Second), LastError: "stale", At: at(2 * time.Second)},
 		{State: relay.Dead, Attempts: 1, LastError: "stale", At: at(2 * time.Second)},
 	} {
-		notClaimed(t, fmt.Sprintf("Settle(%s) under the expired first lease", st.State), s.Settle(ctx, stale.Lease(), st))
+		notClaimed(t, fmt.Sprintf("Settle(%s) under the expired first lease", st.State), SettleOne(ctx, s, stale.Lease(), st))
 	}
 	got := info(t, s, stale.ID)
 	unchanged(t, "Settle under the expired first lease", got, before)
@@ -841,7 +852,7 @@ func testSettleWithExpiredLease(t *testing.T, s relay.Store) {
 	}
 	sameTime(t, "UpdatedAt", got.UpdatedAt, at(3*time.Second))
 	notClaimed(t, "Settle under the expired first lease after the second settled",
-		s.Settle(ctx, stale.Lease(), relay.Settlement{State: relay.Dead, Attempts: 1, LastError: "stale", At: at(4 * time.Second)}))
+		SettleOne(ctx, s, stale.Lease(), relay.Settlement{State: relay.Dead, Attempts: 1, LastError: "stale", At: at(4 * time.Second)}))
 	unchanged(t, "Settle under the expired first lease after the second settled", info(t, s, stale.ID), got)
 }
 
@@ -1179,5 +1190,57 @@ func testConcurrentIngest(t *testing.T, s relay.Store) {
 func testPing(t *testing.T, s relay.Store) {
 	if err := s.Ping(context.Background()); err != nil {
 		t.Errorf("Ping: %v", err)
+	}
+}
+
+func testSettleBatch(t *testing.T, s relay.Store) {
+	ctx := context.Background()
+	ingest(t, s, ev("m1", "p1", replicate.Succeeded, 0, spec("r", "a"), spec("r", "b"), spec("r", "c")))
+	if first := claim(t, s, t0, time.Second, 10); len(first) != 3 {
+		t.Fatalf("claimed %d, want 3", len(first))
+	}
+	// Every lease expired; a second claimant takes all three over.
+	second := claim(t, s, at(2*time.Second), time.Minute, 10)
+	if len(second) != 3 {
+		t.Fatalf("second claim took %d, want 3", len(second))
+	}
+	a, b, c := second[0], second[1], second[2]
+	oldB := relay.Lease{ID: b.ID, Until: at(time.Second)}
+
+	batch := []*relay.Settlement{
+		{Lease: a.Lease(), State: relay.Sent, Ref: "ref-a", At: at(3 * time.Second)},
+		{Lease: oldB, State: relay.Sent, Ref: "stale", At: at(3 * time.Second)},
+		{Lease: c.Lease(), State: relay.Dead, Attempts: 1, LastError: "400", At: at(3 * time.Second)},
+	}
+	if err := s.Settle(ctx, batch); err != nil {
+		t.Fatalf("Settle(batch): %v", err)
+	}
+	if batch[0].Err != nil || batch[2].Err != nil {
+		t.Errorf("current leases refused: %v, %v", batch[0].Err, batch[2].Err)
+	}
+	notClaimed(t, "the stale settlement in a batch", batch[1].Err)
+	if got := info(t, s, a.ID); got.State != relay.Sent || got.Ref != "ref-a" {
+		t.Errorf("a is %s ref %q, want sent ref-a", got.State, got.Ref)
+	}
+	if got := info(t, s, b.ID); got.State != relay.Sending || got.Ref != "" {
+		t.Errorf("b is %s ref %q, want still sending under the second claim", got.State, got.Ref)
+	}
+	if got := info(t, s, c.ID); got.State != relay.Dead || got.LastError != "400" {
+		t.Errorf("c is %s error %q, want dead 400", got.State, got.LastError)
+	}
+
+	// A batch with an invalid settlement fails whole: nothing in it is recorded.
+	bad := []*relay.Settlement{
+		{Lease: b.Lease(), State: relay.Sent, Ref: "ref-b", At: at(4 * time.Second)},
+		{Lease: b.Lease(), State: "bogus", At: at(4 * time.Second)},
+	}
+	if err := s.Settle(ctx, bad); err == nil {
+		t.Fatal("Settle of a batch with an invalid state succeeded")
+	}
+	if got := info(t, s, b.ID); got.State != relay.Sending || got.Ref != "" {
+		t.Errorf("after a failed batch b is %s ref %q, want unchanged", got.State, got.Ref)
+	}
+	if err := s.Settle(ctx, nil); err != nil {
+		t.Errorf("Settle(nil): %v", err)
 	}
 }
