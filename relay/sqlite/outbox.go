@@ -262,7 +262,7 @@ func (s *Store) Deliveries(ctx context.Context, state relay.State, limit int) ([
 
 // pruneChunk is how many rows Prune deletes per transaction, so that a large prune (the first
 // after a long stop, say) never holds the write lock long enough to stall ingestion.
-const pruneChunk = 2000
+const pruneChunk = 500
 
 // The statements of Prune, each deleting at most ?2 rows older than ?1.
 const (

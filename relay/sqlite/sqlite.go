@@ -5,6 +5,11 @@
 // a single connection: writes from its goroutines queue in Go rather than spin in SQLite's busy
 // handler, and every write transaction starts with BEGIN IMMEDIATE, so that two processes never
 // deadlock upgrading a read lock. Times are stored as unix nanoseconds (UTC).
+//
+// Checkpoints (copying the write-ahead log back into the database) run on a second connection
+// in the background, never inside a commit: with SQLite's automatic checkpoint, the commit that
+// crosses the log's threshold copies every page and fsyncs the database before it returns, and
+// the webhooks waiting on that commit wait with it (hundreds of milliseconds after a prune).
 package sqlite
 
 import (
@@ -34,6 +39,10 @@ var migrations embed.FS
 // Store is a relay.Store on one SQLite file. It is safe for concurrent use.
 type Store struct {
 	db *sql.DB
+
+	ckpt     *sql.DB       // a second connection, for background checkpoints only
+	stopCkpt chan struct{} // closed by Close
+	ckptDone chan struct{} // closed when the checkpointer has stopped
 
 	// The statements of the hot paths, prepared once on the only connection.
 	insertSeen     *sql.Stmt
@@ -70,7 +79,45 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	if err := s.startCheckpointer(path); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	return s, nil
+}
+
+// checkpointEvery is how often the background checkpointer runs.
+const checkpointEvery = 500 * time.Millisecond
+
+// startCheckpointer opens the checkpoint connection and starts its goroutine, which Close stops.
+func (s *Store) startCheckpointer(path string) error {
+	ckpt, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return err
+	}
+	ckpt.SetMaxOpenConns(1)
+	ckpt.SetConnMaxLifetime(0)
+	if err := ckpt.Ping(); err != nil {
+		ckpt.Close()
+		return fmt.Errorf("checkpoint connection: %w", err)
+	}
+	s.ckpt, s.stopCkpt, s.ckptDone = ckpt, make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.ckptDone)
+		t := time.NewTicker(checkpointEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stopCkpt:
+				return
+			case <-t.C:
+			}
+			// PASSIVE copies what it can without waiting for, or blocking, the writer. An error
+			// (a busy database, say) only means this round did less; the next one catches up.
+			_, _ = ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}()
+	return nil
 }
 
 // dsn turns a file name into the driver's connection string. The name is written as an SQLite
@@ -83,6 +130,8 @@ func dsn(path string) string {
 		"&_pragma=busy_timeout(10000)" +
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(FULL)" +
+		// Commits never checkpoint; the background checkpointer does (see the package comment).
+		"&_pragma=wal_autocheckpoint(0)" +
 		"&_pragma=foreign_keys(1)"
 }
 
@@ -96,6 +145,14 @@ func (s *Store) Close() error {
 			st.Close()
 		}
 	}
+	if s.ckpt != nil {
+		close(s.stopCkpt)
+		<-s.ckptDone
+		s.ckpt.Close()
+		s.ckpt = nil
+	}
+	// Leave a small log behind: copy it all back and truncate it, if no one else is writing.
+	_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}

@@ -655,3 +655,55 @@ func TestLeaseToken(t *testing.T) {
 		t.Fatalf("after Release under its lease, pending = %v, %v; want [%d]", got, err, ds[1].ID)
 	}
 }
+
+func TestCheckpointsRunInTheBackground(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "relay.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Commits never checkpoint: a commit that did would hold up every webhook waiting on it.
+	var auto int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&auto); err != nil {
+		t.Fatal(err)
+	}
+	if auto != 0 {
+		t.Fatalf("wal_autocheckpoint = %d on the writing connection, want 0", auto)
+	}
+	// Well past the 1000-page threshold of the automatic checkpoint.
+	for b := range 50 {
+		var batch []*relay.Ingest
+		for i := range 200 {
+			batch = append(batch, &relay.Ingest{MessageID: fmt.Sprintf("m%d-%d", b, i), Kind: relay.KindPrediction,
+				SubjectID: fmt.Sprintf("p%d-%d", b, i), Status: replicate.Processing, ReceivedAt: time.Now()})
+		}
+		if err := s.Ingest(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The background checkpointer copies the log back without anyone asking.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var busy, logFrames, done int
+		// NOOP only reports the counts, checkpointing nothing itself.
+		if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(NOOP)`).Scan(&busy, &logFrames, &done); err != nil {
+			t.Fatal(err)
+		}
+		if logFrames > 1000 && done == logFrames {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s: %d of %d log frames checkpointed", done, logFrames)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close leaves the log empty.
+	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() != 0 {
+		t.Fatalf("-wal is %d bytes after Close, want 0", fi.Size())
+	}
+}
