@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -77,6 +78,39 @@ func (g *groupCommit[T]) close() {
 	<-g.done
 }
 
+// maxYields bounds how many times one gathering yields the processor to submitters.
+const maxYields = 8
+
+// gather adds the requests that are ready to the batch. Submitters that are runnable but have
+// not reached submit yet are given the processor first: with GOMAXPROCS=1 the loop runs as soon
+// as the first submitter blocks, before any other has had a turn, and without yielding every
+// transaction would carry one item, each fsync waiting behind every runnable goroutine. It keeps
+// yielding while yields bring new requests, up to maxYields times.
+func (g *groupCommit[T]) gather(reqs *[]*commitReq[T]) {
+	for yields := 0; len(*reqs) < g.maxBatch; {
+		select {
+		case r := <-g.in:
+			*reqs = append(*reqs, r)
+			continue
+		default:
+		}
+		if yields == maxYields {
+			return
+		}
+		before := len(*reqs)
+		runtime.Gosched()
+		yields++
+		select {
+		case r := <-g.in:
+			*reqs = append(*reqs, r)
+		default:
+			if len(*reqs) == before {
+				return // nobody else was on the way
+			}
+		}
+	}
+}
+
 func (g *groupCommit[T]) loop() {
 	defer close(g.done)
 	reqs := make([]*commitReq[T], 0, g.maxBatch)
@@ -89,15 +123,7 @@ func (g *groupCommit[T]) loop() {
 			return
 		}
 		reqs = append(reqs[:0], first)
-	gather:
-		for len(reqs) < g.maxBatch {
-			select {
-			case r := <-g.in:
-				reqs = append(reqs, r)
-			default:
-				break gather
-			}
-		}
+		g.gather(&reqs)
 		items = items[:0]
 		for _, r := range reqs {
 			items = append(items, r.item)
