@@ -45,7 +45,7 @@ type Event struct {
 // ParseEvent decodes a webhook body. kind is the value of ?kind= ("" to guess from the payload).
 func ParseEvent(body []byte, messageID string, kind string, meta map[string]string, received time.Time) (*Event, error) {
 	ev := &Event{MessageID: messageID, Meta: meta, ReceivedAt: received}
-	if err := json.Unmarshal(body, &ev.Prediction); err != nil {
+	if err := json2.Unmarshal(body, &ev.Prediction, parseOptions); err != nil {
 		return nil, fmt.Errorf("malformed payload: %w", err)
 	}
 	if err := ev.settle(kind); err != nil {
@@ -68,9 +68,10 @@ type head struct {
 	Output     jsontext.Value   `json:"output"`
 }
 
-// headOptions make the head parse read exactly what the full one (encoding/json) reads: names
-// matched without regard to case, duplicate names and invalid UTF-8 accepted.
-var headOptions = json2.JoinOptions(json2.MatchCaseInsensitiveNames(true),
+// parseOptions make the single-pass decoder (encoding/json/v2) read payloads as leniently as
+// encoding/json does: names matched without regard to case, duplicate names and invalid
+// UTF-8 accepted. ParseHead and ParseEvent share them, so they read the same fields alike.
+var parseOptions = json2.JoinOptions(json2.MatchCaseInsensitiveNames(true),
 	jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 
 // ParseHead decodes only what rules without an expression need (id, model, version, status,
@@ -79,7 +80,7 @@ var headOptions = json2.JoinOptions(json2.MatchCaseInsensitiveNames(true),
 // whose other fields are empty: use ParseEvent for anything that is stored or rendered.
 func ParseHead(body []byte, messageID string, kind string, meta map[string]string, received time.Time) (*Event, error) {
 	var h head
-	if err := json2.Unmarshal(body, &h, headOptions); err != nil {
+	if err := json2.Unmarshal(body, &h, parseOptions); err != nil {
 		return nil, fmt.Errorf("malformed payload: %w", err)
 	}
 	ev := &Event{MessageID: messageID, Meta: meta, ReceivedAt: received}

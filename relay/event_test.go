@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/mlrelay/relay/relay/replicate"
 )
 
@@ -703,9 +705,9 @@ func TestParseEventErrors(t *testing.T) {
 	}
 	// The JSON error stays reachable for callers that want it.
 	_, err := ParseEvent([]byte(`{"id":`), "msg", "", nil, time.Time{})
-	var syntax *json.SyntaxError
+	var syntax *jsontext.SyntacticError
 	if !errors.As(err, &syntax) {
-		t.Errorf("error %v does not wrap the *json.SyntaxError", err)
+		t.Errorf("error %v does not wrap the *jsontext.SyntacticError", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Status is the lifecycle state of a prediction or training.
@@ -88,6 +90,30 @@ type URLs struct {
 // Text is a JSON value read as text: a string stays as it is, null is empty, and anything else
 // (a model that reports its error as an object, say) keeps its JSON form rather than failing.
 type Text string
+
+// UnmarshalJSONFrom implements the single-pass decoder's unmarshaler (encoding/json/v2).
+func (t *Text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	switch v.Kind() {
+	case 'n':
+		*t = ""
+	case '"':
+		s, err := jsontext.AppendUnquote(nil, v)
+		if err != nil {
+			return err
+		}
+		*t = Text(s)
+	default:
+		if err := v.Compact(); err != nil {
+			return err
+		}
+		*t = Text(v)
+	}
+	return nil
+}
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (t *Text) UnmarshalJSON(b []byte) error {
