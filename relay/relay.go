@@ -93,6 +93,10 @@ const (
 	Duplicate
 	// Stale events arrived after a later stage of the same prediction had been seen.
 	Stale
+	// Ignored events were not stored: non-terminal, matched by no rule, and unable to change a
+	// later decision (no rule matches a status they would make stale). Replicate never retries
+	// them, so there is nothing to remember: see Receiver.
+	Ignored
 )
 
 func (o Outcome) String() string {
@@ -103,6 +107,8 @@ func (o Outcome) String() string {
 		return "duplicate"
 	case Stale:
 		return "stale"
+	case Ignored:
+		return "ignored"
 	}
 	return fmt.Sprintf("outcome(%d)", int(o))
 }

@@ -103,6 +103,21 @@ func CompileRule(r Rule) (*CompiledRule, error) {
 	return c, nil
 }
 
+// MayMatchBefore reports whether the rule could match an event at an earlier stage of the
+// lifecycle than stage (see replicate.Status.Stage): if no rule can, recording that a prediction
+// reached stage can never make a later event's notification stale, so it need not be stored.
+func (c *CompiledRule) MayMatchBefore(stage int) bool {
+	if len(c.Statuses) == 0 {
+		return stage > 0
+	}
+	for _, s := range c.Statuses {
+		if s.Stage() < stage {
+			return true
+		}
+	}
+	return false
+}
+
 // HasExpression reports whether matching needs the whole event (a When expression), rather
 // than the fields ParseHead decodes.
 func (c *CompiledRule) HasExpression() bool { return c.program != nil }

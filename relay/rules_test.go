@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +107,33 @@ func TestRuleTemplateDefaults(t *testing.T) {
 	}
 	if c.Template != "default" {
 		t.Fatalf("template %q, want default", c.Template)
+	}
+}
+
+func TestMayMatchBefore(t *testing.T) {
+	cases := []struct {
+		statuses []replicate.Status
+		stage    int
+		want     bool
+	}{
+		{nil, 0, false}, // nothing is earlier than starting
+		{nil, 1, true},  // a rule on every status may match starting
+		{[]replicate.Status{replicate.Succeeded, replicate.Failed}, 1, false},
+		{[]replicate.Status{replicate.Succeeded, replicate.Failed}, 2, false},
+		{[]replicate.Status{replicate.Starting}, 1, true},
+		{[]replicate.Status{replicate.Processing}, 1, false},
+		{[]replicate.Status{replicate.Processing}, 2, true},
+		{[]replicate.Status{replicate.Canceled, replicate.Starting}, 2, true},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%v before %d", tc.statuses, tc.stage), func(t *testing.T) {
+			c, err := CompileRule(Rule{Name: "r", Notify: []string{"n"}, Statuses: tc.statuses})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.MayMatchBefore(tc.stage); got != tc.want {
+				t.Fatalf("MayMatchBefore(%d) = %v, want %v", tc.stage, got, tc.want)
+			}
+		})
 	}
 }

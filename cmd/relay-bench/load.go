@@ -318,7 +318,7 @@ func outcomeOf(b []byte) string {
 		return ""
 	}
 	switch s := string(b[:j]); s {
-	case "accepted", "duplicate", "stale":
+	case "accepted", "duplicate", "stale", "ignored":
 		return s
 	default:
 		return "other"

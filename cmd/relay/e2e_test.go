@@ -249,11 +249,46 @@ func TestE2ETerminalStatusInTwoMessagesNotifiesOnce(t *testing.T) {
 	if got := len(slack.Messages()); got != 1 {
 		t.Fatalf("slack got %d messages, want 1", got)
 	}
-	// A stale non-terminal event after the terminal one notifies nothing and says so.
+	// A late non-terminal event notifies nothing. No rule here can match it, so it is not
+	// even stored.
 	start := sample(t, "prediction-starting.json")
 	code, body := in.post(t, "?kind=prediction", "msg_late_start", start.Body)
-	if code != http.StatusOK || !strings.Contains(body, `"stale"`) {
-		t.Fatalf("late starting event: %d %s, want 200 stale", code, body)
+	if code != http.StatusOK || !strings.Contains(body, `"ignored"`) {
+		t.Fatalf("late starting event: %d %s, want 200 ignored", code, body)
+	}
+	settled(t, db, 10*time.Second)
+	if got := len(slack.Messages()); got != 1 {
+		t.Fatalf("slack got %d messages after the late event, want 1", got)
+	}
+}
+
+func TestE2EStaleEventAfterTerminalNotifiesNothing(t *testing.T) {
+	slack := newSlack(t)
+	db := filepath.Join(t.TempDir(), "relay.db")
+	// A rule on starting: now stages matter, and a starting event after the terminal one is
+	// stale rather than a new start.
+	in := start(t, e2eConfig(t, db, slack.WebhookURL(), `
+[[rules]]
+name = "started"
+statuses = ["starting"]
+notify = ["slack"]
+`))
+	done := sample(t, "prediction-succeeded.json")
+	if code, body := in.post(t, "?kind=prediction", "msg_done", done.Body); code != http.StatusOK || !strings.Contains(body, `"deliveries":1`) {
+		t.Fatalf("terminal event: %d %s", code, body)
+	}
+	start := sample(t, "prediction-starting.json")
+	code, body := in.post(t, "?kind=prediction", "msg_late_start", start.Body)
+	if code != http.StatusOK || !strings.Contains(body, `"stale"`) || !strings.Contains(body, `"deliveries":0`) {
+		t.Fatalf("late starting event: %d %s, want 200 stale with no deliveries", code, body)
+	}
+	settled(t, db, 10*time.Second)
+	if got := len(slack.Messages()); got != 1 {
+		t.Fatalf("slack got %d messages, want only the terminal one", got)
+	}
+	// A retried non-terminal message that was stored is recognised as such.
+	if code, body := in.post(t, "?kind=prediction", "msg_late_start", start.Body); code != http.StatusOK || !strings.Contains(body, `"duplicate"`) {
+		t.Fatalf("re-sent starting event: %d %s, want 200 duplicate", code, body)
 	}
 }
 
