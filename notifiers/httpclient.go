@@ -32,7 +32,11 @@ const maxRetryAfter = 24 * time.Hour
 // redirects: a provider API never redirects a POST, and following one would send the payload
 // somewhere that was not configured.
 func defaultHTTPClient() *http.Client {
-	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+	// Its own transport: http.DefaultTransport keeps two idle connections per host, so several
+	// workers posting to one provider would close and re-dial connections all the time.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 32
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}
 }
