@@ -53,6 +53,11 @@ func (c *DispatcherConfig) defaults() {
 	set(&c.BackoffMax, 10*time.Minute)
 	set(&c.Poll, 500*time.Millisecond)
 	set(&c.MaxPaceWait, 5*time.Second)
+	// A send must fit in its lease, or a queued delivery could never start (config validation
+	// refuses such settings; this keeps the dispatcher safe without it).
+	if c.SendTimeout >= c.Lease {
+		c.SendTimeout = c.Lease / 2
+	}
 }
 
 // maxPaceWait is the longest pacing wait a worker holds a claimed delivery for; longer waits are
@@ -110,9 +115,14 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	// meanwhile, not one fsync per message.
 	d.settles = newGroupCommit(256, d.store.Settle, nil)
 	defer d.settles.close()
-	work := make(chan Delivery)
+	// Claim ahead: up to queueAhead deliveries per worker are leased and queued, so that claims
+	// come in batches (each claim is a transaction) rather than one per free worker. A queued
+	// delivery whose lease runs short is handed back before it is sent (see handle).
+	const queueAhead = 5
+	outstanding := d.cfg.Workers * queueAhead
+	work := make(chan Delivery, outstanding)
+	slots := make(chan struct{}, outstanding) // claimed and not yet handled
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, d.cfg.Workers)
 	for range d.cfg.Workers {
 		wg.Go(func() {
 			for dl := range work {
@@ -135,11 +145,11 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		case <-d.wake:
 		case <-timer.C:
 		}
-		// Claim as many as there are free workers, so nothing sits leased in a queue.
 		for ctx.Err() == nil {
-			free := d.cfg.Workers - len(slots)
-			if free == 0 {
-				// Wait for a worker to finish before claiming more.
+			free := outstanding - len(slots)
+			// While the workers have a queue, wait until at least a worker's worth of room
+			// frees up, so that claims stay batches.
+			if free < d.cfg.Workers && len(work) > 0 {
 				select {
 				case slots <- struct{}{}:
 					<-slots
@@ -148,6 +158,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 					return
 				}
 			}
+			if free == 0 {
+				break
+			}
 			batch, err := d.store.Claim(ctx, d.now(), d.cfg.Lease, free)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -155,14 +168,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 				}
 				break
 			}
-			for i, dl := range batch {
-				select {
-				case slots <- struct{}{}:
-					work <- dl
-				case <-ctx.Done():
-					d.release(batch[i:])
-					return
-				}
+			for _, dl := range batch {
+				slots <- struct{}{} // never blocks: at most free were claimed
+				work <- dl
 			}
 			if len(batch) < free {
 				break
@@ -190,6 +198,12 @@ func (d *Dispatcher) release(batch []Delivery) {
 }
 
 func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
+	// Queued deliveries are handed back rather than started once the dispatcher is stopping,
+	// or when too little of their lease is left to finish a send within it.
+	if ctx.Err() != nil || dl.LeaseUntil.Sub(d.now()) < d.cfg.SendTimeout {
+		d.release([]Delivery{dl})
+		return
+	}
 	log := d.log.With("delivery", dl.ID, "rule", dl.Rule, "notifier", dl.Notifier)
 	dest := d.destinations[dl.Notifier]
 	if dest == nil {
@@ -211,7 +225,7 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 
 	p := d.pacers[dl.Notifier]
 	if wait := p.reserve(d.now()); wait > 0 {
-		if wait > d.maxPaceWait {
+		if wait > d.maxPaceWait || d.now().Add(wait+d.cfg.SendTimeout).After(dl.LeaseUntil) {
 			p.cancel()
 			d.settle(log, dl, Settlement{State: Pending, Attempts: dl.Attempts, NextAt: d.now().Add(wait)})
 			return
