@@ -122,12 +122,17 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	outstanding := d.cfg.Workers * queueAhead
 	work := make(chan Delivery, outstanding)
 	slots := make(chan struct{}, outstanding) // claimed and not yet handled
+	finished := make(chan struct{}, 1)        // a worker finished one: there is room again
 	var wg sync.WaitGroup
 	for range d.cfg.Workers {
 		wg.Go(func() {
 			for dl := range work {
 				d.handle(ctx, dl)
 				<-slots
+				select {
+				case finished <- struct{}{}:
+				default:
+				}
 			}
 		})
 	}
@@ -151,8 +156,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			// frees up, so that claims stay batches.
 			if free < d.cfg.Workers && len(work) > 0 {
 				select {
-				case slots <- struct{}{}:
-					<-slots
+				case <-finished:
 					continue
 				case <-ctx.Done():
 					return
