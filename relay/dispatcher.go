@@ -115,10 +115,11 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	// meanwhile, not one fsync per message.
 	d.settles = newGroupCommit(256, d.store.Settle, nil)
 	defer d.settles.close()
-	// Claim ahead: up to queueAhead deliveries per worker are leased and queued, so that claims
-	// come in batches (each claim is a transaction) rather than one per free worker. A queued
-	// delivery whose lease runs short is handed back before it is sent (see handle).
-	const queueAhead = 5
+	// Claim ahead: up to queueAhead deliveries per worker are leased and queued, and the queue
+	// is refilled when half of it has been sent, so that claims come in batches (each claim is
+	// a transaction) rather than one per free worker. A queued delivery whose lease runs short
+	// is handed back before it is sent (see handle).
+	const queueAhead = 8
 	outstanding := d.cfg.Workers * queueAhead
 	work := make(chan Delivery, outstanding)
 	slots := make(chan struct{}, outstanding) // claimed and not yet handled
@@ -152,9 +153,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		}
 		for ctx.Err() == nil {
 			free := outstanding - len(slots)
-			// While the workers have a queue, wait until at least a worker's worth of room
-			// frees up, so that claims stay batches.
-			if free < d.cfg.Workers && len(work) > 0 {
+			// While the workers have a queue, wait until half of it is free, so that claims
+			// stay batches.
+			if free < outstanding/2 && len(work) > 0 {
 				select {
 				case <-finished:
 					continue
