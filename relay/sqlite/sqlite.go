@@ -16,6 +16,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -23,7 +24,8 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlitedriver "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/mlrelay/relay/relay"
 )
@@ -71,7 +73,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetConnMaxIdleTime(0)
 
 	s := &Store{db: db}
-	if err := s.migrate(ctx); err != nil {
+	if err := retryBusy(ctx, func() error { return s.migrate(ctx) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -86,6 +88,26 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// retryBusy runs f again while it fails with SQLITE_BUSY, for up to the busy timeout. Several
+// processes opening a new file at once race to switch it to WAL mode, which needs the file to
+// themselves; the losers get SQLITE_BUSY at once, without SQLite's busy handler waiting for
+// them, and succeed when they try again.
+func retryBusy(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := f()
+		var se *sqlitedriver.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
 // checkpointEvery is how often the background checkpointer runs.
 const checkpointEvery = 500 * time.Millisecond
 
@@ -97,7 +119,7 @@ func (s *Store) startCheckpointer(path string) error {
 	}
 	ckpt.SetMaxOpenConns(1)
 	ckpt.SetConnMaxLifetime(0)
-	if err := ckpt.Ping(); err != nil {
+	if err := retryBusy(context.Background(), ckpt.Ping); err != nil {
 		ckpt.Close()
 		return fmt.Errorf("checkpoint connection: %w", err)
 	}
@@ -151,8 +173,6 @@ func (s *Store) Close() error {
 		s.ckpt.Close()
 		s.ckpt = nil
 	}
-	// Leave a small log behind: copy it all back and truncate it, if no one else is writing.
-	_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
