@@ -27,10 +27,22 @@ type Message struct {
 	Body string
 	// Context is a short footer line, formatted for the target.
 	Context string
+	// Attachments are files sent with the message, such as output images downloaded so that
+	// they outlive Replicate's one-hour links. Empty unless the notifier asks for them; a
+	// notifier that cannot attach keeps the links the body already has.
+	Attachments []Attachment
 	// Text is the whole message as plain text, made safe for the target, used as the fallback
 	// text that notification banners and screen readers show (Slack reads it as mrkdwn, so for
 	// Slack it is escaped like Body).
 	Text string
+}
+
+// Attachment is a file sent with a message.
+type Attachment struct {
+	Name        string // a file name, e.g. "out-0.png"
+	ContentType string // e.g. "image/png"
+	Data        []byte
+	URL         string // where it was downloaded from
 }
 
 // Notifier sends messages to one destination (a Slack channel, a Discord channel, a mailbox).
