@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -12,12 +11,10 @@ import (
 )
 
 func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("deliveries", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "config file (default: the embedded defaults)")
+	fs, configPath := commandFlags("deliveries", stderr)
 	state := fs.String("state", "", "pending, sending, sent or dead (default: any)")
 	limit := fs.Int("limit", 20, "how many, newest first")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	switch relay.State(*state) {

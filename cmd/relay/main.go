@@ -70,6 +70,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// commandFlags starts a subcommand's flag set with the --config flag every subcommand takes.
+func commandFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs, fs.String("config", "", "config file (default: the embedded defaults)")
+}
+
+// parseFlags parses args, marking a bad command line as a usage error (exit status 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %s: %v", errUsage, fs.Name(), err)
+	}
+	return nil
+}
+
 func usage(w io.Writer) {
 	fmt.Fprint(w, `relay turns Replicate webhooks into notifications.
 

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,14 +18,12 @@ import (
 )
 
 func cmdSendTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("send-test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "config file (default: the embedded defaults)")
+	fs, configPath := commandFlags("send-test", stderr)
 	kind := fs.String("kind", "all", "prediction, training or all")
 	status := fs.String("status", "", "status to send (starting, processing, succeeded, failed, canceled, aborted); default: every sample of the kind")
 	target := fs.String("url", "", "hook URL (default: http://<server.addr><server.hook_path>)")
 	repeat := fs.Int("repeat", 1, "send each message this many times with the same webhook-id, as Replicate's retries do")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

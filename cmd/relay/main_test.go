@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	typo := write("typo.toml", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nname = \"r\"\nstatuses = [\"sucess\"]\nnotify = [\"console\"]\n")
+	unknown := write("unknown.toml", "[server]\nadress = \"x\"\n")
+	badTemplate := write("badtmpl.toml", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nname = \"r\"\nnotify = [\"console\"]\ntemplate = \"nosuchset\"\n")
+	cases := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   []string
+		stderr   []string
+		noStdout bool
+	}{
+		{name: "no arguments", args: nil, code: 2, stderr: []string{"Usage:"}},
+		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: []string{`unknown command "frobnicate"`}},
+		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"relay "}},
+		{name: "help", args: []string{"help"}, code: 0, stdout: []string{"relay serve"}},
+		{name: "bad flag", args: []string{"check", "--nope"}, code: 2, stderr: []string{"usage: check: flag provided but not defined: -nope"}},
+		{name: "extra argument", args: []string{"serve", "extra"}, code: 2, stderr: []string{"serve takes no arguments"}},
+		{name: "check the example", args: []string{"check", "--config", "../../config.example.toml"}, code: 0,
+			stdout: []string{"config.example.toml: ok", "training-finished", "falls back to console"}},
+		{name: "check the embedded defaults", args: []string{"check"}, code: 0, stdout: []string{"(embedded defaults): ok"}},
+		{name: "check a missing file", args: []string{"check", "--config", filepath.Join(dir, "missing.toml")}, code: 1,
+			stderr: []string{"missing.toml"}, noStdout: true},
+		{name: "check a typo names file, key and reason", args: []string{"check", "--config", typo}, code: 1,
+			stderr: []string{"typo.toml", "rules[0].statuses", `unknown status "sucess"`}, noStdout: true},
+		{name: "check an unknown key", args: []string{"check", "--config", unknown}, code: 1,
+			stderr: []string{"unknown.toml", `unknown key "server.adress"`}, noStdout: true},
+		{name: "check a missing template set", args: []string{"check", "--config", badTemplate}, code: 1,
+			stderr: []string{"rules[0].template", `"nosuchset"`}, noStdout: true},
+		{name: "send-test bad status", args: []string{"send-test", "--status", "done"}, code: 2, stderr: []string{`--status "done"`}},
+		{name: "deliveries bad state", args: []string{"deliveries", "--state", "lost"}, code: 2, stderr: []string{"--state must be"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tc.args, &stdout, &stderr)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, stdout.String(), stderr.String())
+			}
+			for _, want := range tc.stdout {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+				}
+			}
+			for _, want := range tc.stderr {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+				}
+			}
+			if tc.noStdout && stdout.Len() > 0 {
+				t.Errorf("a failed check printed to stdout:\n%s", stdout.String())
+			}
+		})
+	}
+}
