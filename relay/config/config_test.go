@@ -408,8 +408,8 @@ webhook_url = "https://hooks.slack.com/services/T/B/X"
 		{"backoff_max", "[dispatch]\nbackoff_max = \"500ms\"\n" + minimal, nil, problem{"config.toml: dispatch.backoff_max: must be at least backoff_min (1s), got 500ms"}},
 
 		// Notifiers.
-		{"type missing", "[notifiers.x]\nrate = 1\n", nil, problem{"config.toml: notifiers.x.type: is required (want one of console, slack)"}},
-		{"type unknown", "[notifiers.x]\ntype = \"slak\"\nwebhook_url = \"x\"\n", nil, problem{`config.toml: notifiers.x.type: unknown type "slak" (want one of console, slack)`}},
+		{"type missing", "[notifiers.x]\nrate = 1\n", nil, problem{"config.toml: notifiers.x.type: is required (want one of console, discord, email, slack)"}},
+		{"type unknown", "[notifiers.x]\ntype = \"slak\"\nwebhook_url = \"x\"\n", nil, problem{`config.toml: notifiers.x.type: unknown type "slak" (want one of console, discord, email, slack)`}},
 		{"type not a string", "[notifiers.x]\ntype = 1\n", nil, problem{"config.toml: notifiers.x.type: want a string, got an integer"}},
 		{"notifier not a table", "[notifiers]\nx = \"console\"\n", nil, problem{"config.toml: notifiers.x: want a table, got a string"}},
 		{"notifier name", "[notifiers.Console]\ntype = \"console\"\n", nil, problem{`config.toml: notifiers.Console: bad notifier name "Console" (use lowercase letters, digits, "_" and "-")`}},
@@ -440,6 +440,34 @@ webhook_url = "https://hooks.slack.com/services/T/B/X"
 		{"slack api_url", slackOK + "api_url = \"localhost:9999\"\n", nil, problem{`config.toml: notifiers.slack.api_url: not an absolute http(s) URL: "localhost:9999"`}},
 		{"slack timeout", slackOK + "timeout = \"0s\"\n", nil, problem{"config.toml: notifiers.slack.timeout: must be positive, got \"0s\""}},
 		{"slack icon_emoji", slackOK + "icon_emoji = \"robot\"\n", nil, problem{`config.toml: notifiers.slack.icon_emoji: want an emoji code such as ":robot_face:", got "robot"`}},
+
+		// Discord.
+		{"discord both", "[notifiers.d]\ntype = \"discord\"\nwebhook_url = \"https://discord.com/api/webhooks/1/x\"\nbot_token = \"t\"\nchannel_id = \"1\"\n", nil,
+			problem{"config.toml: notifiers.d: webhook_url and bot_token are both set; use one"}},
+		{"discord token without channel", "[notifiers.d]\ntype = \"discord\"\nbot_token = \"t\"\n", nil,
+			problem{"config.toml: notifiers.d: bot_token is set, channel_id must be set too"}},
+		{"discord channel not numeric", "[notifiers.d]\ntype = \"discord\"\nbot_token = \"t\"\nchannel_id = \"#general\"\n", nil,
+			problem{`config.toml: notifiers.d.channel_id: want a numeric channel id`}},
+		{"discord webhook not a URL", "[notifiers.d]\ntype = \"discord\"\nwebhook_url = \"${D}\"\n", []string{"D", "not a url SECRETVALUE"},
+			problem{"config.toml: notifiers.d.webhook_url: not an absolute http(s) URL such as https://discord.com/api/webhooks/..."}},
+		{"discord not configured", "[notifiers.d]\ntype = \"discord\"\n", nil,
+			problem{`config.toml: notifiers.d: notifier "d" is not configured (set webhook_url, or bot_token and channel_id)`}},
+
+		// Email.
+		{"email tls", "[notifiers.e]\ntype = \"email\"\nhost = \"smtp\"\nfrom = \"r@x.io\"\nto = [\"a@x.io\"]\ntls = \"ssl\"\n", nil,
+			problem{`config.toml: notifiers.e.tls: unknown TLS policy "ssl" (want starttls, tls or none)`}},
+		{"email port", "[notifiers.e]\ntype = \"email\"\nhost = \"smtp\"\nfrom = \"r@x.io\"\nto = [\"a@x.io\"]\nport = 70000\n", nil,
+			problem{"config.toml: notifiers.e.port: must be between 1 and 65535, got 70000"}},
+		{"email from missing", "[notifiers.e]\ntype = \"email\"\nhost = \"smtp\"\nto = [\"a@x.io\"]\n", nil,
+			problem{"config.toml: notifiers.e.from: is required when host is set"}},
+		{"email bad recipient in a list", "[notifiers.e]\ntype = \"email\"\nhost = \"smtp\"\nfrom = \"r@x.io\"\nto = [\"${TO}\"]\n", []string{"TO", "a@x.io, not an address"},
+			problem{`config.toml: notifiers.e.to: not an email address: "not an address"`}},
+		{"email user without password", "[notifiers.e]\ntype = \"email\"\nhost = \"smtp\"\nfrom = \"r@x.io\"\nto = [\"a@x.io\"]\nusername = \"u\"\n", nil,
+			problem{"config.toml: notifiers.e: username and password go together"}},
+		{"email no recipient", "[notifiers.e]\ntype = \"email\"\nhost = \"smtp\"\nfrom = \"r@x.io\"\nto = [\"${TO}\"]\n", nil,
+			problem{"config.toml: notifiers.e.to: names no recipient"}},
+		{"email not configured", "[notifiers.e]\ntype = \"email\"\nto = [\"a@x.io\"]\n", nil,
+			problem{`config.toml: notifiers.e: notifier "e" is not configured (set host and to)`}},
 
 		// Rules.
 		{"rule name missing", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nnotify = [\"console\"]\n", nil, problem{"config.toml: rules[0].name: is required"}},
@@ -872,4 +900,39 @@ func TestLoad(t *testing.T) {
 			t.Errorf("addr = %q", c.Server.Addr)
 		}
 	})
+}
+
+func TestDiscordAndEmailConfigured(t *testing.T) {
+	doc := `
+[notifiers.d]
+type = "discord"
+bot_token = "${DISCORD_BOT_TOKEN}"
+channel_id = "${DISCORD_CHANNEL_ID}"
+[notifiers.e]
+type = "email"
+host = "${SMTP_HOST}"
+password = "${SMTP_PASSWORD}"
+username = "relay"
+from = "relay@example.com"
+to = ["${EMAIL_TO}"]
+cc = ["lead@example.com"]
+`
+	c, err := Parse("config.toml", []byte(doc), env("DISCORD_BOT_TOKEN", "tok", "DISCORD_CHANNEL_ID", "1234",
+		"SMTP_HOST", "smtp.example.com", "SMTP_PASSWORD", "pw SECRETVALUE", "EMAIL_TO", "a@example.com, b@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, e := c.Notifiers["d"], c.Notifiers["e"]
+	if !d.Configured() || d.Discord.ChannelID != "1234" || d.Discord.BotToken.Reveal() != "tok" || d.Rate != 1 || d.Burst != 5 {
+		t.Errorf("discord: %+v %+v", d, d.Discord)
+	}
+	if !e.Configured() || e.Email.Port != 587 || e.Email.TLS != "starttls" || e.Email.Timeout.D() != 30*time.Second {
+		t.Errorf("email defaults: %+v", e.Email)
+	}
+	if got := Recipients(e.Email.To); len(got) != 2 || got[0] != "a@example.com" || got[1] != "b@example.com" {
+		t.Errorf("recipients %q", got)
+	}
+	if strings.Contains(c.Redacted(), "SECRETVALUE") || strings.Contains(c.Redacted(), "tok\"") {
+		t.Errorf("Redacted shows a secret:\n%s", c.Redacted())
+	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/mail"
 	"sort"
 	"strings"
 	"time"
@@ -11,7 +12,7 @@ import (
 type Notifier struct {
 	// Name is the NAME of the table: lowercase letters, digits, "_" and "-".
 	Name string `toml:"-"`
-	// Type is "console" or "slack". Required.
+	// Type is "console", "slack", "discord" or "email". Required.
 	Type string `toml:"type"`
 	// Fallback names another notifier that gets this one's messages while this one is not
 	// configured (a Slack notifier with neither webhook_url nor token). Fallbacks do not
@@ -28,6 +29,10 @@ type Notifier struct {
 	Slack *Slack `toml:"-"`
 	// Console is set when Type is "console".
 	Console *Console `toml:"-"`
+	// Discord is set when Type is "discord".
+	Discord *Discord `toml:"-"`
+	// Email is set when Type is "email".
+	Email *Email `toml:"-"`
 }
 
 // settings is what each notifier type's own table does for the loader.
@@ -54,6 +59,17 @@ var notifierTypes = map[string]func(n *Notifier) settings{
 		n.Slack = &Slack{Timeout: Duration(10 * time.Second)}
 		return n.Slack
 	},
+	"discord": func(n *Notifier) settings {
+		// Discord allows about five messages every few seconds per webhook or channel.
+		n.Rate, n.Burst = 1, 5
+		n.Discord = &Discord{Timeout: Duration(10 * time.Second)}
+		return n.Discord
+	},
+	"email": func(n *Notifier) settings {
+		n.Rate, n.Burst = 1, 5
+		n.Email = &Email{Port: 587, TLS: "starttls", Timeout: Duration(30 * time.Second)}
+		return n.Email
+	},
 }
 
 // settings returns the type-specific part of n, or nil when n has none.
@@ -63,6 +79,10 @@ func (n *Notifier) settings() settings {
 		return n.Console
 	case n.Slack != nil:
 		return n.Slack
+	case n.Discord != nil:
+		return n.Discord
+	case n.Email != nil:
+		return n.Email
 	}
 	return nil
 }
@@ -156,3 +176,126 @@ func (s *Slack) check(l *loader, p path) {
 
 func (s *Slack) configured() bool { return s.WebhookURL != "" || s.Token != "" }
 func (s *Slack) hint() string     { return "set webhook_url, or token and channel" }
+
+// Discord posts to a Discord channel, through a channel webhook or with a bot token.
+type Discord struct {
+	// WebhookURL is a channel webhook URL (https://discord.com/api/webhooks/ID/TOKEN).
+	// Default "" (use BotToken instead).
+	WebhookURL Secret `toml:"webhook_url"`
+	// BotToken is a bot token; ChannelID must be set with it. Default "".
+	BotToken Secret `toml:"bot_token"`
+	// ChannelID is the numeric id of the channel to post to with BotToken. Default "".
+	ChannelID string `toml:"channel_id"`
+	// APIURL is the base of Discord's API, for tests and proxies. Default "" (Discord's own,
+	// https://discord.com/api/v10).
+	APIURL string `toml:"api_url"`
+	// Timeout bounds one request to Discord. Default "10s".
+	Timeout Duration `toml:"timeout"`
+	// Username and AvatarURL override how webhook messages are signed. Default "" (the
+	// webhook's own).
+	Username  string `toml:"username"`
+	AvatarURL string `toml:"avatar_url"`
+}
+
+func (d *Discord) check(l *loader, p path) {
+	if d.WebhookURL != "" && d.BotToken != "" {
+		l.fail(p, "webhook_url and bot_token are both set; use one")
+	}
+	if d.BotToken != "" && d.ChannelID == "" {
+		l.fail(p, "bot_token is set, channel_id must be set too")
+	}
+	if d.ChannelID != "" && strings.Trim(d.ChannelID, "0123456789") != "" {
+		l.fail(p.add("channel_id"), "want a numeric channel id such as \"123456789012345678\", got %q", d.ChannelID)
+	}
+	if d.WebhookURL != "" && !isHTTPURL(d.WebhookURL.Reveal()) {
+		l.fail(p.add("webhook_url"), "not an absolute http(s) URL such as https://discord.com/api/webhooks/... (the value is a secret and is not shown)")
+	}
+	if strings.ContainsFunc(d.BotToken.Reveal(), isSpace) {
+		l.fail(p.add("bot_token"), "contains white space; check the variable it comes from (the value is a secret and is not shown)")
+	}
+	if d.APIURL != "" && !isHTTPURL(d.APIURL) {
+		l.fail(p.add("api_url"), `not an absolute http(s) URL: %q (want one such as "https://discord.com/api/v10", or "" for Discord's own)`, d.APIURL)
+	}
+	if d.AvatarURL != "" && !isHTTPURL(d.AvatarURL) {
+		l.fail(p.add("avatar_url"), "not an absolute http(s) URL: %q", d.AvatarURL)
+	}
+	if d.Timeout <= 0 {
+		l.fail(p.add("timeout"), "must be positive, got %q", d.Timeout)
+	}
+}
+
+func (d *Discord) configured() bool { return d.WebhookURL != "" || d.BotToken != "" }
+func (d *Discord) hint() string     { return "set webhook_url, or bot_token and channel_id" }
+
+// Email sends mail through an SMTP server.
+type Email struct {
+	// Host is the SMTP server. Default "" (not configured).
+	Host string `toml:"host"`
+	// Port is the SMTP port. Default 587.
+	Port int `toml:"port"`
+	// TLS is "starttls" (upgrade, required), "tls" (TLS from the start, usually port 465) or
+	// "none" (a local relay only). Default "starttls".
+	TLS string `toml:"tls"`
+	// Username and Password authenticate (PLAIN); both empty means no authentication.
+	Username string `toml:"username"`
+	Password Secret `toml:"password"`
+	// From is the sender address, such as "relay@example.com". Required when Host is set.
+	From string `toml:"from"`
+	// To and Cc list recipients; each entry may itself be a comma-separated list, so that one
+	// variable can carry several (to = ["${EMAIL_TO}"]). To is required when Host is set.
+	To []string `toml:"to"`
+	Cc []string `toml:"cc"`
+	// Timeout bounds connecting and sending one message. Default "30s".
+	Timeout Duration `toml:"timeout"`
+}
+
+// Recipients splits To or Cc entries on commas, dropping empty ones.
+func Recipients(list []string) []string {
+	var out []string
+	for _, e := range list {
+		for _, a := range strings.Split(e, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+func (e *Email) check(l *loader, p path) {
+	if e.Host == "" {
+		return // not configured: the fallback, or an error naming what to set, applies
+	}
+	switch e.TLS {
+	case "starttls", "tls", "none":
+	default:
+		l.fail(p.add("tls"), "unknown TLS policy %q (want starttls, tls or none)", e.TLS)
+	}
+	if e.Port < 1 || e.Port > 65535 {
+		l.fail(p.add("port"), "must be between 1 and 65535, got %d", e.Port)
+	}
+	if (e.Username == "") != (e.Password == "") {
+		l.fail(p, "username and password go together: set both, or neither for no authentication")
+	}
+	if e.From == "" {
+		l.fail(p.add("from"), "is required when host is set")
+	} else if _, err := mail.ParseAddress(e.From); err != nil {
+		l.fail(p.add("from"), "not an email address: %q", e.From)
+	}
+	if len(Recipients(e.To)) == 0 {
+		l.fail(p.add("to"), "names no recipient; set at least one address")
+	}
+	for key, list := range map[string][]string{"to": e.To, "cc": e.Cc} {
+		for _, a := range Recipients(list) {
+			if _, err := mail.ParseAddress(a); err != nil {
+				l.fail(p.add(key), "not an email address: %q", a)
+			}
+		}
+	}
+	if e.Timeout <= 0 {
+		l.fail(p.add("timeout"), "must be positive, got %q", e.Timeout)
+	}
+}
+
+func (e *Email) configured() bool { return e.Host != "" && len(Recipients(e.To)) > 0 }
+func (e *Email) hint() string     { return "set host and to" }
