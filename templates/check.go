@@ -37,7 +37,8 @@ func (s *Set) Check() error {
 
 // SampleEvents returns events of every kind and status, parsed from Replicate's sample payloads
 // (replicate.Samples) and from variants of them: a processing, a canceled and an aborted
-// prediction, and a failed and a canceled training.
+// prediction, one whose output is text rather than files, and a processing, a failed and a
+// canceled training.
 func SampleEvents() ([]*relay.Event, error) {
 	var out []*relay.Event
 	byName := map[string]replicate.Sample{}
@@ -70,6 +71,8 @@ var sampleVariants = []struct {
 	{"prediction-starting.json", map[string]any{"status": "processing", "started_at": "2025-05-01T18:29:28.332111Z"}},
 	{"prediction-succeeded.json", map[string]any{"status": "canceled", "output": nil, "error": nil}},
 	{"prediction-starting.json", map[string]any{"status": "aborted", "completed_at": "2025-05-01T18:34:28.326000Z"}},
+	{"prediction-succeeded.json", map[string]any{"output": []any{"The answer", " is 42."}}},
+	{"training-succeeded.json", map[string]any{"status": "processing", "output": nil, "completed_at": nil}},
 	{"training-succeeded.json", map[string]any{"status": "failed", "output": nil, "error": "CUDA out of memory. Tried to allocate 2.00 GiB"}},
 	{"training-succeeded.json", map[string]any{"status": "canceled", "output": nil}},
 }

@@ -17,12 +17,17 @@ import (
 // output, meta, model, version, ids) is already escaped for the target, and every URL has been
 // checked to be http or https and made safe to print bare, so a template can print any field
 // as it is. For Slack that means &, < and > are entities and formatting characters typed by a
-// user do not format; for plain text, escape sequences and control characters are gone.
+// user do not format; for Discord, markdown characters are backslash-escaped and mentions
+// (@everyone, @here, <@id>, <@&id>, <#id>) cannot ping; for plain text, escape sequences and
+// control characters are gone. For email's HTML parts, strings are only cleaned as for plain
+// text and NOT escaped for HTML: html/template escapes each where it is printed (in text, an
+// attribute, a URL). Parts shown as plain text (Discord's title and context, email's title and
+// text) see the plain-text view, with Discord's mentions still neutralised.
 //
 // Raw is the exception: the event as it arrived, unescaped, for deliberate use through the
 // escape, code and link functions.
 type Data struct {
-	// Target is the name of the target being rendered: "slack" or "text".
+	// Target is the name of the target being rendered: "slack", "discord", "email" or "text".
 	Target string
 	// Raw is the event itself, NOT escaped. Printing a string from it prints exactly what the
 	// payload held; pass it through escape (or code, link) first.

@@ -2,6 +2,7 @@ package templates
 
 import (
 	"fmt"
+	htmltemplate "html/template"
 	"math"
 	"net/url"
 	"path"
@@ -21,25 +22,37 @@ import (
 // duration and plural replaced, plus these. Arguments shown as TEXT accept strings and anything
 // else (numbers, the raw event's values), rendered as text.
 //
-//   - escape TEXT: TEXT escaped for the current target (Slack: mrkdwn; text: escape sequences
-//     and control characters removed). For values taken from .Raw; fields of the dot are
+// Parts a target's destination shows as plain text (Discord's embed title and footer, an email's
+// subject and plain-text alternative) are rendered with the text target's functions, Discord's
+// also neutralising mentions; "email" below means its HTML body and context.
+//
+//   - escape TEXT: TEXT escaped for the current target (Slack: mrkdwn; Discord: markdown; text:
+//     escape sequences and control characters removed; email: control characters removed, the
+//     HTML escaping being html/template's). For values taken from .Raw; fields of the dot are
 //     already escaped, and escaping twice shows the same.
 //   - mrkdwn TEXT: TEXT escaped for Slack mrkdwn, whatever the target: &, < and > become
 //     entities (so <!channel>, <@U123> and <http://x|y> stay text), *, _, ~ and ` that could
 //     format get a zero-width space on each side, and @channel, @here and @everyone one after
 //     the @.
 //   - link URL [LABEL]: a link for the current target. Slack: <URL|LABEL> with |, < and >
-//     in the URL percent-encoded and LABEL escaped; text: "LABEL (URL)". Only absolute http and
-//     https URLs without user information become links; any other URL leaves LABEL (or the
-//     escaped URL) as plain text.
-//   - code TEXT: TEXT as an inline code span (Slack: `TEXT` on one line, backticks in TEXT
-//     replaced by ˋ; text: TEXT on one line). "" for empty TEXT.
-//   - codeblock TEXT: TEXT as preformatted lines (Slack: a ``` block; text: each line indented
-//     by four spaces). "" for empty TEXT.
+//     in the URL percent-encoded and LABEL escaped; Discord: [LABEL](URL) with spaces,
+//     parentheses, <, > and @ in the URL percent-encoded and LABEL escaped (the URL alone without
+//     a label); text: "LABEL (URL)"; email: an <a href> anchor. Only absolute http and https URLs
+//     without user information become links; any other URL leaves LABEL (or the escaped URL) as
+//     plain text.
+//   - code TEXT: TEXT as an inline code span (Slack and Discord: `TEXT` on one line, backticks
+//     in TEXT replaced by ˋ and escapes undone; text: TEXT on one line; email: a <code>
+//     element). "" for empty TEXT.
+//   - codeblock TEXT: TEXT as preformatted lines (Slack and Discord: a ``` block; text: each
+//     line indented by four spaces; email: a <pre> element). "" for empty TEXT.
 //   - filename URL: the last element of the URL's path ("out-0.png"), escaped for the target.
-//   - truncate N TEXT: TEXT cut to at most N characters, ending with "…" when cut. Entities
-//     (&amp;, &lt;, &gt;) count as one character and are never split, and zero-width spaces
-//     count as none, so escaped text can be truncated.
+//   - cid URL: "cid:" and the URL's file name, percent-encoded ("cid:out-0.png"): the address
+//     of that file attached to an email, for <img src="{{cid $f}}">. The reference is broken
+//     unless the email notifier attaches the file; the default templates use the URL.
+//   - truncate N TEXT: TEXT cut to at most N characters, ending with "…" when cut. Escapes
+//     (Slack's &amp;, &lt;, &gt;; Discord's backslash and the character after it) count as one
+//     character and are never split, and zero-width spaces count as none, so escaped text can be
+//     truncated.
 //   - oneline TEXT: TEXT with every run of white space, newlines included, turned into one space.
 //   - duration D: D (a time.Duration, or a number of seconds) for humans: "850ms", "9.7s",
 //     "8m22s", "1h2m"; "0s" for zero.
@@ -64,7 +77,8 @@ func funcMap(t *target) template.FuncMap {
 	fm["code"] = func(v any) string { return t.code(toText(v)) }
 	fm["codeblock"] = func(v any) string { return t.codeBlock(toText(v)) }
 	fm["filename"] = func(v any) string { return t.text(fileName(toText(v))) }
-	fm["truncate"] = func(n int, v any) string { return truncate(toText(v), n) }
+	fm["cid"] = func(v any) string { return t.text(cidName(toText(v))) }
+	fm["truncate"] = func(n int, v any) string { return t.truncate(toText(v), n) }
 	fm["oneline"] = func(v any) string { return oneLine(toText(v)) }
 	fm["duration"] = func(v any) (string, error) {
 		d, err := toDuration(v)
@@ -102,6 +116,20 @@ func funcMap(t *target) template.FuncMap {
 			return one, nil
 		}
 		return many, nil
+	}
+	if t.html {
+		// Returned as trusted HTML (and URL) so that html/template does not escape them again;
+		// the functions escape what they are given.
+		fm["link"] = func(u any, label ...any) htmltemplate.HTML {
+			l := ""
+			if len(label) > 0 {
+				l = toText(label[0])
+			}
+			return htmltemplate.HTML(t.link(toText(u), l))
+		}
+		fm["code"] = func(v any) htmltemplate.HTML { return htmltemplate.HTML(t.code(toText(v))) }
+		fm["codeblock"] = func(v any) htmltemplate.HTML { return htmltemplate.HTML(t.codeBlock(toText(v))) }
+		fm["cid"] = func(v any) htmltemplate.URL { return htmltemplate.URL(cidName(toText(v))) }
 	}
 	return fm
 }

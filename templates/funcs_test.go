@@ -56,6 +56,16 @@ func TestFuncs(t *testing.T) {
 		{"count irregular", "text", `{{count 3 "child" "children"}}`, "3 children"},
 		{"plural", "text", `{{len .Images | plural "image" "images"}}`, "images"},
 		{"plural one", "text", `{{plural "image" "images" 1}}`, "image"},
+		{"escape discord", "discord", `{{escape .Hostile}}`, "<!channel> \\*b\\*"},
+		{"escape email", "email", `{{escape .Hostile}}`, "<!channel> *b*"},
+		{"link discord", "discord", `{{link "https://x.example/a (1)" "the [page]"}}`, "[the (page)](https://x.example/a%20%281%29)"},
+		{"link email", "email", `{{link "https://x.example/a?b=1&c=2" "<A>"}}`, `<a href="https://x.example/a?b=1&amp;c=2" style="` + emailLinkStyle + `">&lt;A&gt;</a>`},
+		{"code discord", "discord", `{{code "a_b` + "`" + `c"}}`, "`a_bˋc`"},
+		{"codeblock discord", "discord", `{{codeblock .Logs}}`, "```\nline 1\n<" + z + "@U1>\n```"},
+		{"codeblock email", "email", `{{codeblock .Logs}}`, `<pre style="` + emailPreStyle + `">line 1` + "\n" + `&lt;@U1&gt;</pre>`},
+		{"cid", "email", `{{cid "https://x.example/a/out%20*1*.png?x=1"}}`, "cid:out%20%2A1%2A.png"},
+		{"cid text", "text", `{{cid "https://x.example/a/out-0.png"}}`, "cid:out-0.png"},
+		{"truncate discord keeps escapes", "discord", `{{escape "**bold**" | truncate 3}}`, "\\*\\*…"},
 		{"sprig", "text", `{{upper "a"}}{{title "prediction"}}{{default "x" ""}}`, "APredictionx"},
 	}
 	for _, tt := range tests {

@@ -6,8 +6,8 @@ import (
 )
 
 // A target is one output format: how outside text, URLs, links and code are written in it.
-// Adding a target (Discord markdown, say) means adding an entry to targets with its escapers;
-// the data view, the functions and the fallbacks follow from it.
+// Adding a target means adding an entry to targets with its escapers; the data view, the
+// functions and the fallbacks follow from it.
 type target struct {
 	name string
 	// text escapes outside text (prompts, errors, logs, payload values) for the target.
@@ -22,7 +22,52 @@ type target struct {
 	codeBlock func(string) string
 	// plain turns a plain-text rendering (the "text" target's) into the target's Text part.
 	plain func(string) string
+	// truncate cuts text escaped by text to n characters without splitting an escape.
+	truncate func(s string, n int) string
+	// html targets are rendered with html/template: the view's strings are cleaned but not
+	// escaped (html/template escapes them in context), and link, code and codeBlock return HTML.
+	html bool
+	// views are the targets whose escaping and functions render some parts instead of this one,
+	// for parts the destination shows as plain text: Discord's embed title and footer, an
+	// email's subject and plain-text alternative. Their name is this target's.
+	views map[string]*target
+	// limits are the most characters a part may have; longer parts are cut by fit.
+	limits map[string]int
+	// singleLineTitle makes the title one line (an email subject, a Discord embed title).
+	singleLineTitle bool
 }
+
+// view is the target that renders part.
+func (t *target) view(part string) *target {
+	if v := t.views[part]; v != nil {
+		return v
+	}
+	return t
+}
+
+// plainTarget is the text target under another name, with guard applied to everything it
+// writes: the view of a target's parts that its destination shows as plain text.
+func plainTarget(name string, guard func(string) string) *target {
+	return &target{
+		name:      name,
+		text:      func(s string) string { return guard(clean(s)) },
+		url:       func(u string) string { return u },
+		link:      func(u, label string) string { return guard(textLink(u, label)) },
+		code:      func(s string) string { return guard(oneLine(clean(s))) },
+		codeBlock: func(s string) string { return guard(textBlock(s)) },
+		plain:     func(s string) string { return guard(clean(s)) },
+		truncate:  truncate,
+	}
+}
+
+func noGuard(s string) string { return s }
+
+var (
+	// discordPlainView renders the parts of a Discord message that show no markdown.
+	discordPlainView = plainTarget("discord", discordMentions)
+	// emailPlainView renders an email's subject and plain-text alternative.
+	emailPlainView = plainTarget("email", noGuard)
+)
 
 // targets are the known targets by name.
 var targets = map[string]*target{
@@ -34,6 +79,7 @@ var targets = map[string]*target{
 		code:      func(s string) string { return wrapCode("`", oneLine(codeSafe(s)), "`") },
 		codeBlock: func(s string) string { return wrapCode("```\n", codeSafe(strings.Trim(s, "\n")), "\n```") },
 		plain:     slackEscape,
+		truncate:  truncate,
 	},
 	"text": {
 		name:      "text",
@@ -43,6 +89,39 @@ var targets = map[string]*target{
 		code:      func(s string) string { return oneLine(clean(s)) },
 		codeBlock: textBlock,
 		plain:     clean,
+		truncate:  truncate,
+	},
+	// Discord: markdown in an embed's description and the message content; its embed title and
+	// footer show text as it is.
+	"discord": {
+		name:      "discord",
+		text:      discordEscape,
+		url:       discordURL,
+		link:      discordLink,
+		code:      func(s string) string { return wrapCode("`", oneLine(discordCode(s)), "`") },
+		codeBlock: func(s string) string { return wrapCode("```\n", discordCode(strings.Trim(s, "\n")), "\n```") },
+		plain:     discordEscape,
+		truncate:  discordTruncate,
+		views:     map[string]*target{"title": discordPlainView, "context": discordPlainView},
+		limits: map[string]int{"title": discordTitleMax, "body": discordBodyMax,
+			"context": discordContextMax, "text": discordTextMax},
+		singleLineTitle: true,
+	},
+	// Email: an HTML body (and context) rendered with html/template, a plain subject and a
+	// plain-text alternative.
+	"email": {
+		name:            "email",
+		text:            clean,
+		url:             func(u string) string { return u },
+		link:            emailLink,
+		code:            emailCode,
+		codeBlock:       emailBlock,
+		plain:           clean,
+		truncate:        truncate,
+		html:            true,
+		views:           map[string]*target{"title": emailPlainView, "text": emailPlainView},
+		limits:          map[string]int{"title": emailSubjectMax},
+		singleLineTitle: true,
 	},
 }
 

@@ -3,10 +3,16 @@
 // data view per target in which every value from the payload is already escaped, so that a
 // template cannot forget to escape a prompt.
 //
-// Templates are organised in sets. A set S for target T ("slack", "text") is made of the
-// defines S.T.title, S.T.body, S.T.context and S.T.text; title or body must exist, the others
-// are optional. A missing S.T.text falls back to S.text.text, then to S.text.title and
-// S.text.body on two lines (both made safe for T), then to T's own title and body.
+// Templates are organised in sets. A set S for target T ("slack", "discord", "email", "text")
+// is made of the defines S.T.title, S.T.body, S.T.context and S.T.text; title or body must
+// exist, the others are optional. A missing S.T.text falls back to S.text.text, then to
+// S.text.title and S.text.body on two lines (both made safe for T), then to T's own title and
+// body.
+//
+// Parts are rendered as their destination shows them. Discord's embed title and footer show no
+// markdown, so the discord title and context see plain text (with mentions neutralised); the
+// email body and context are HTML, rendered with html/template from a second parse of the same
+// files, while its title (the subject, one line) and text (the plain alternative) are plain.
 package templates
 
 import (
@@ -14,6 +20,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	htmltemplate "html/template"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,12 +43,18 @@ var parts = []string{"title", "body", "context", "text"}
 // Set is a parsed collection of templates, ready to render any of its sets for any target.
 // It is safe for concurrent use.
 type Set struct {
-	// byTarget holds one copy of the templates per target, each with the functions bound to
-	// that target (link writes <url|label> for Slack and "label (url)" for text).
-	byTarget map[string]*template.Template
-	names    []string
-	// paths maps file names to what errors call them (the path in the user's directory).
-	paths map[string]string
+	// base holds the parsed templates, for looking names up.
+	base *template.Template
+	// byView holds one copy of the templates per target and per view of a target, each with
+	// the functions bound to it (link writes <url|label> for Slack and "label (url)" for text).
+	byView map[*target]*template.Template
+	// html holds, for each HTML target, the templates parsed again by html/template with its
+	// functions.
+	html  map[*target]*htmltemplate.Template
+	names []string
+	// paths maps file names to what errors call them (the path in the user's directory), and
+	// files maps each define to the file it is in.
+	paths, files map[string]string
 }
 
 var _ relay.Renderer = (*Set)(nil)
@@ -102,16 +116,34 @@ func Load(dir string) (*Set, error) {
 		}
 	}
 
-	s := &Set{byTarget: map[string]*template.Template{}, paths: map[string]string{}}
+	s := &Set{base: root, byView: map[*target]*template.Template{}, html: map[*target]*htmltemplate.Template{},
+		paths: map[string]string{}, files: map[string]string{}}
 	for _, src := range srcs {
 		s.paths[src.name] = src.path
 	}
-	for name, t := range targets {
-		c, err := root.Clone()
-		if err != nil {
-			return nil, err
+	for _, t := range root.Templates() {
+		if t.Tree != nil {
+			s.files[t.Name()] = t.Tree.ParseName
 		}
-		s.byTarget[name] = c.Funcs(funcMap(t))
+	}
+	for _, t := range targets {
+		for _, v := range append([]*target{t}, viewsOf(t)...) {
+			if v.html || s.byView[v] != nil {
+				continue
+			}
+			c, err := root.Clone()
+			if err != nil {
+				return nil, err
+			}
+			s.byView[v] = c.Funcs(funcMap(v))
+		}
+		if t.html {
+			h, err := s.parseHTML(t, srcs)
+			if err != nil {
+				return nil, err
+			}
+			s.html[t] = h
+		}
 	}
 	seen := map[string]bool{}
 	for _, t := range root.Templates() {
@@ -125,6 +157,45 @@ func Load(dir string) (*Set, error) {
 	return s, nil
 }
 
+// viewsOf lists the views of t other than t itself.
+func viewsOf(t *target) []*target {
+	var out []*target
+	for _, p := range parts {
+		if v := t.views[p]; v != nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// parseHTML parses the sources again with html/template for the HTML target t, and escapes at
+// once every part of t it renders, so that an error html/template finds only when escaping (an
+// action inside an unquoted attribute, a tag left open by a branch) fails at load too.
+func (s *Set) parseHTML(t *target, srcs []source) (*htmltemplate.Template, error) {
+	h := htmltemplate.New("").Option("missingkey=zero").Funcs(htmltemplate.FuncMap(funcMap(t)))
+	for _, src := range srcs {
+		if _, err := h.New(src.name).Parse(string(src.body)); err != nil {
+			return nil, parseError(src, err)
+		}
+	}
+	var names []string
+	for _, d := range h.Templates() {
+		if _, target, part, ok := splitName(d.Name()); ok && target == t.name && t.view(part) == t {
+			names = append(names, d.Name())
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		// Executing escapes the template and those it calls before running it; without data
+		// it then stops at the first field, an error Check reports better.
+		var esc *htmltemplate.Error
+		if err := h.ExecuteTemplate(io.Discard, name, nil); errors.As(err, &esc) {
+			return nil, s.nameError(err)
+		}
+	}
+	return h, nil
+}
+
 // parseError rewrites text/template's "template: NAME:LINE: reason" as "PATH:LINE: reason".
 func parseError(src source, err error) error {
 	msg := err.Error()
@@ -134,14 +205,37 @@ func parseError(src source, err error) error {
 	return fmt.Errorf("%s: %s", src.path, msg)
 }
 
-// execError rewrites text/template's "template: NAME:LINE:COL: executing ..." so that it names
-// the file's path.
-func (s *Set) execError(err error) error {
+// nameError rewrites the errors text/template and html/template give when executing or
+// escaping ("template: NAME:LINE:COL: ...", "html/template:NAME:LINE:COL: ...", where NAME is
+// a file's or a define's) so that they start with the file's path and a line.
+func (s *Set) nameError(err error) error {
 	msg := err.Error()
-	if rest, ok := strings.CutPrefix(msg, "template: "); ok {
-		if name, _, ok := strings.Cut(rest, ":"); ok && s.paths[name] != "" {
-			return fmt.Errorf("%s%s", s.paths[name], rest[len(name):])
+	for _, prefix := range []string{"template: ", "html/template:"} {
+		rest, ok := strings.CutPrefix(msg, prefix)
+		if !ok {
+			continue
 		}
+		name, tail, _ := strings.Cut(rest, ":")
+		if p := s.paths[name]; p != "" {
+			return fmt.Errorf("%s:%s", p, tail)
+		}
+		// html/template may name the define rather than its file, with or without a line:
+		// the file's path, then the line where the define starts if none is given.
+		p := s.paths[s.files[name]]
+		if p == "" {
+			break
+		}
+		if tail != "" && tail[0] >= '0' && tail[0] <= '9' {
+			line, desc, _ := strings.Cut(tail, ":")
+			return fmt.Errorf("%s:%s: %s:%s", p, line, name, desc)
+		}
+		if t := s.base.Lookup(name); t != nil && t.Tree != nil && t.Tree.Root != nil {
+			loc, _ := t.Tree.ErrorContext(t.Tree.Root)
+			if _, lineCol, ok := strings.Cut(loc, ":"); ok {
+				return fmt.Errorf("%s:%s: %s:%s", p, lineCol, name, tail)
+			}
+		}
+		return fmt.Errorf("%s: %s", p, msg)
 	}
 	return err
 }
@@ -173,16 +267,16 @@ func (s *Set) Names() []string {
 // Has reports whether set can be rendered for target: the target is known and the set has
 // its title or body.
 func (s *Set) Has(set, target string) bool {
-	return s.defined(target, set+"."+target+".title") || s.defined(target, set+"."+target+".body")
+	return targets[target] != nil && (s.defined(set+"."+target+".title") || s.defined(set+"."+target+".body"))
 }
 
-func (s *Set) defined(target, name string) bool {
-	t := s.byTarget[target]
-	return t != nil && t.Lookup(name) != nil
+func (s *Set) defined(name string) bool {
+	return s.base.Lookup(name) != nil
 }
 
-// Render renders the named set for target. Each part is trimmed of surrounding white space.
-// Message.Rule is left for the caller to fill in.
+// Render renders the named set for target. Each part is trimmed of surrounding white space,
+// then held to the target's limits (a Discord embed description has at most 4096 characters,
+// an email subject 200 and one line). Message.Rule is left for the caller to fill in.
 func (s *Set) Render(set, target string, ev *relay.Event) (relay.Message, error) {
 	t := targets[target]
 	if t == nil {
@@ -194,57 +288,104 @@ func (s *Set) Render(set, target string, ev *relay.Event) (relay.Message, error)
 	if !s.Has(set, target) {
 		return relay.Message{}, fmt.Errorf("template set %q has no %s.title or %s.body", set, target, target)
 	}
-	d := newData(ev, t)
+	r := &rendering{s: s, ev: ev}
 	m := relay.Message{Event: ev}
 	var err error
 	for _, p := range []struct {
 		dst  *string
 		part string
 	}{{&m.Title, "title"}, {&m.Body, "body"}, {&m.Context, "context"}} {
-		if *p.dst, err = s.exec(target, set+"."+target+"."+p.part, d); err != nil {
+		if *p.dst, err = r.exec(t.view(p.part), set+"."+target+"."+p.part); err != nil {
 			return relay.Message{}, fmt.Errorf("template set %q for %s: %w", set, target, err)
 		}
+		*p.dst = t.finish(p.part, *p.dst)
 	}
-	if m.Text, err = s.fallbackText(set, t, ev, d, m); err != nil {
+	if m.Text, err = r.fallbackText(set, t, m); err != nil {
 		return relay.Message{}, fmt.Errorf("template set %q for %s: %w", set, target, err)
 	}
+	m.Text = t.finish("text", m.Text)
 	return m, nil
+}
+
+// finish holds a rendered part to the target's limits.
+func (t *target) finish(part, s string) string {
+	if part == "title" && t.singleLineTitle {
+		s = oneLine(s)
+	}
+	if n := t.limits[part]; n > 0 {
+		s = fit(s, n, !t.html && t.view(part) == t)
+	}
+	return s
+}
+
+// rendering is one Render: the event, and its view for each target as it is needed.
+type rendering struct {
+	s    *Set
+	ev   *relay.Event
+	data map[*target]*Data
+}
+
+func (r *rendering) view(v *target) *Data {
+	d := r.data[v]
+	if d == nil {
+		if r.data == nil {
+			r.data = map[*target]*Data{}
+		}
+		d = newData(r.ev, v)
+		r.data[v] = d
+	}
+	return d
 }
 
 // fallbackText renders the Text part: S.T.text, else S.text.text, else S.text.title and
 // S.text.body, else the target's own title and body. Plain text rendered for another target is
 // passed through that target's plain escaper: Slack reads its fallback text as mrkdwn, where a
-// plain "<!channel>" would notify a whole channel.
-func (s *Set) fallbackText(set string, t *target, ev *relay.Event, d *Data, m relay.Message) (string, error) {
-	if name := set + "." + t.name + ".text"; s.defined(t.name, name) {
-		return s.exec(t.name, name, d)
+// plain "<!channel>" would notify a whole channel. A title rendered as plain text (Discord's) is
+// escaped likewise, and an HTML body (email's) read as text.
+func (r *rendering) fallbackText(set string, t *target, m relay.Message) (string, error) {
+	if name := set + "." + t.name + ".text"; r.s.defined(name) {
+		return r.exec(t.view("text"), name)
 	}
 	if t.name != "text" {
-		td := newData(ev, targets["text"])
-		if s.defined("text", set+".text.text") {
-			txt, err := s.exec("text", set+".text.text", td)
+		text := targets["text"]
+		if r.s.defined(set + ".text.text") {
+			txt, err := r.exec(text, set+".text.text")
 			return t.plain(txt), err
 		}
-		if s.Has(set, "text") {
-			title, err := s.exec("text", set+".text.title", td)
+		if r.s.Has(set, "text") {
+			title, err := r.exec(text, set+".text.title")
 			if err != nil {
 				return "", err
 			}
-			body, err := s.exec("text", set+".text.body", td)
+			body, err := r.exec(text, set+".text.body")
 			return t.plain(joinLines(title, body)), err
 		}
 	}
-	return joinLines(m.Title, m.Body), nil
+	title, body := m.Title, m.Body
+	if t.view("title") != t {
+		title = t.plain(title)
+	}
+	if t.html {
+		body = htmlText(body)
+	}
+	return joinLines(title, body), nil
 }
 
-// exec runs one define and trims its output; a define that does not exist renders as "".
-func (s *Set) exec(target, name string, d *Data) (string, error) {
-	if !s.defined(target, name) {
+// exec runs one define with the templates and view of v and trims its output; a define that
+// does not exist renders as "".
+func (r *rendering) exec(v *target, name string) (string, error) {
+	if !r.s.defined(name) {
 		return "", nil
 	}
 	var buf bytes.Buffer
-	if err := s.byTarget[target].ExecuteTemplate(&buf, name, d); err != nil {
-		return "", s.execError(err)
+	var err error
+	if v.html {
+		err = r.s.html[v].ExecuteTemplate(&buf, name, r.view(v))
+	} else {
+		err = r.s.byView[v].ExecuteTemplate(&buf, name, r.view(v))
+	}
+	if err != nil {
+		return "", r.s.nameError(err)
 	}
 	return strings.TrimSpace(buf.String()), nil
 }

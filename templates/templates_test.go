@@ -98,7 +98,7 @@ func TestRenderErrors(t *testing.T) {
 		{"unknown set", "nope", "slack", ev, `template set "nope" has no slack.title or slack.body`},
 		{"unknown set for text", "nope", "text", ev, `template set "nope" has no text.title or text.body`},
 		{"set without the target", "broken", "text", ev, `template set "broken" has no text.title or text.body`},
-		{"unknown target", "default", "pager", ev, `unknown template target "pager" (known: slack, text)`},
+		{"unknown target", "default", "pager", ev, `unknown template target "pager" (known: discord, email, slack, text)`},
 		{"no event", "default", "slack", nil, "render: no event"},
 		{"execution error", "broken", "slack", ev, `template set "broken" for slack: ` + filepath.Join(dir, "broken.tmpl") + `:1:33: executing "broken.slack.title" at <.NoSuchField>: can't evaluate field NoSuchField`},
 	}
@@ -267,13 +267,21 @@ func TestFallbackText(t *testing.T) {
 }
 
 // TestHostileNeverRaw checks every golden case: whatever a user typed, no Slack part holds live
-// markup, a mention, a link, or an escape sequence, and no text part holds an escape sequence.
+// markup, a mention, a link, or an escape sequence; no Discord part a mention that could ping,
+// and no markdown part formatting; no email HTML part live markup; and no plain part an escape
+// sequence.
 func TestHostileNeverRaw(t *testing.T) {
 	s := mustLoad(t, "")
-	forbidden := map[string][]string{
-		"slack": {"<script", "</script>", "<!channel>", "<!here>", "<@U123>", "<http://x|y>", "<https://evil",
-			"*bold*", "_it_", "~s~", "`code`", "@everyone", "@here", "\x1b", "\u202e", "\x00", "javascript:", "@evil"},
-		"text": {"\x1b", "\u202e", "\x00", "\x07", "\r"},
+	controls := []string{"\x1b", "\u202e", "\x00", "\x07", "\r"}
+	mentions := []string{"@everyone", "@here", "<@", "<#", "\x1b", "\u202e", "\x00", "javascript:", "@evil"}
+	markdown := append([]string{"*bold*", "_it_", "~s~", "`code`", "[evil"}, mentions...)
+	html := []string{"<script", "</script>", "<!channel>", "<@U123>", "<http", "javascript:", "@evil", "\x1b", "\u202e", "\x00"}
+	forbidden := map[string]map[string][]string{
+		"slack": {"": {"<script", "</script>", "<!channel>", "<!here>", "<@U123>", "<http://x|y>", "<https://evil",
+			"*bold*", "_it_", "~s~", "`code`", "@everyone", "@here", "\x1b", "\u202e", "\x00", "javascript:", "@evil"}},
+		"text":    {"": controls},
+		"discord": {"title": mentions, "context": mentions, "body": markdown, "text": markdown},
+		"email":   {"title": append([]string{"\n", "\t"}, controls...), "body": html, "context": html, "text": controls},
 	}
 	for _, c := range goldenCases() {
 		for _, target := range Targets() {
@@ -283,7 +291,14 @@ func TestHostileNeverRaw(t *testing.T) {
 					t.Fatal(err)
 				}
 				for name, part := range map[string]string{"title": m.Title, "body": m.Body, "context": m.Context, "text": m.Text} {
-					for _, f := range forbidden[target] {
+					f, ok := forbidden[target][name]
+					if !ok {
+						f = forbidden[target][""]
+					}
+					if len(f) == 0 {
+						t.Fatalf("no forbidden strings for %s %s", target, name)
+					}
+					for _, f := range f {
 						if strings.Contains(part, f) {
 							t.Errorf("%s contains %q: %q", name, f, part)
 						}
@@ -309,6 +324,9 @@ func TestLongPrompt(t *testing.T) {
 					t.Errorf("body does not show the prompt cut: %q", m.Body)
 				}
 				for name, part := range map[string]string{"title": m.Title, "body": m.Body, "context": m.Context, "text": m.Text} {
+					if targets[target].html && targets[target].view(name) == targets[target] {
+						part = htmlText(part) // what the reader sees, not the markup
+					}
 					if n := len([]rune(part)); n > 1500 {
 						t.Errorf("%s is %d characters long", name, n)
 					}
