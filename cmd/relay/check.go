@@ -50,7 +50,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if r, err := cfg.Resolve(name); err != nil {
 			state = "NOT configured: " + err.Error()
 		} else if r.Name != name {
-			state = fmt.Sprintf("not configured, falls back to %s (%s)", r.Name, notConfiguredHint(n))
+			state = fmt.Sprintf("not configured, falls back to %s (%s)", r.Name, n.Hint())
 		}
 		fmt.Fprintf(stdout, "  %-12s %-8s %s\n", name, n.Type, state)
 	}

@@ -97,7 +97,7 @@ func buildDestinations(cfg *config.Config, stdout io.Writer, log *slog.Logger) (
 			continue
 		}
 		if n.Name != name {
-			log.Warn("notifier not configured; using its fallback", "notifier", name, "fallback", n.Name, "hint", notConfiguredHint(declared))
+			log.Warn("notifier not configured; using its fallback", "notifier", name, "fallback", n.Name, "hint", declared.Hint())
 		}
 		impl, err := newNotifier(n, stdout)
 		if err != nil {
@@ -114,14 +114,6 @@ func buildDestinations(cfg *config.Config, stdout io.Writer, log *slog.Logger) (
 	return out, errors.Join(errs...)
 }
 
-func notConfiguredHint(n *config.Notifier) string {
-	switch n.Type {
-	case "slack":
-		return "set webhook_url (SLACK_WEBHOOK_URL), or token and channel (SLACK_BOT_TOKEN, SLACK_CHANNEL)"
-	}
-	return ""
-}
-
 // newNotifier is the one place that knows every notifier type.
 func newNotifier(n *config.Notifier, stdout io.Writer) (relay.Notifier, error) {
 	switch n.Type {
@@ -131,6 +123,17 @@ func newNotifier(n *config.Notifier, stdout io.Writer) (relay.Notifier, error) {
 			w = os.Stderr
 		}
 		return notifiers.NewConsole(w), nil
+	case "discord":
+		d := n.Discord
+		return notifiers.NewDiscord(notifiers.DiscordOptions{
+			WebhookURL: d.WebhookURL.Reveal(),
+			BotToken:   d.BotToken.Reveal(),
+			ChannelID:  d.ChannelID,
+			APIURL:     d.APIURL,
+			Timeout:    d.Timeout.D(),
+			Username:   d.Username,
+			AvatarURL:  d.AvatarURL,
+		})
 	case "slack":
 		s := n.Slack
 		return notifiers.NewSlack(notifiers.SlackOptions{

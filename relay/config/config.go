@@ -235,7 +235,7 @@ func (c *Config) Resolve(name string) (*Notifier, error) {
 	if n.Configured() {
 		return n, nil
 	}
-	why := fmt.Sprintf("notifier %q is not configured (%s)", name, n.hint())
+	why := fmt.Sprintf("notifier %q is not configured (%s)", name, n.Hint())
 	if n.Fallback == "" {
 		return nil, fmt.Errorf("%s and has no fallback", why)
 	}
@@ -244,7 +244,7 @@ func (c *Config) Resolve(name string) (*Notifier, error) {
 		return nil, fmt.Errorf("%s and its fallback %q is not defined", why, n.Fallback)
 	}
 	if !f.Configured() {
-		return nil, fmt.Errorf("%s and its fallback %q is not configured either (%s)", why, f.Name, f.hint())
+		return nil, fmt.Errorf("%s and its fallback %q is not configured either (%s)", why, f.Name, f.Hint())
 	}
 	return f, nil
 }

@@ -94,8 +94,8 @@ func (n *Notifier) Configured() bool {
 	return s != nil && s.configured()
 }
 
-// hint says what would configure n.
-func (n *Notifier) hint() string {
+// Hint says what would configure n, such as "set webhook_url, or token and channel".
+func (n *Notifier) Hint() string {
 	if s := n.settings(); s != nil {
 		return s.hint()
 	}
