@@ -151,6 +151,8 @@ func TestExampleConfig(t *testing.T) {
 		"RELAY_DB", "sqlite:/var/lib/relay/relay.db",
 		"REPLICATE_WEBHOOK_SECRET", replicate.SampleSecret + ", " + secret2,
 		"SLACK_API_URL", "http://127.0.0.1:9999/api/",
+		"DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/1/abc",
+		"DISCORD_API_URL", "http://127.0.0.1:9998/api/v10",
 	}
 	tests := []struct {
 		name    string
@@ -198,14 +200,27 @@ func TestExampleConfig(t *testing.T) {
 			if n.Name != tt.slackTo {
 				t.Errorf("slack resolves to %q, want %q", n.Name, tt.slackTo)
 			}
-			if len(c.Rules) != 1 {
-				t.Fatalf("%d rules, want 1", len(c.Rules))
+			if len(c.Rules) != 2 {
+				t.Fatalf("%d rules, want 2", len(c.Rules))
 			}
 			r := c.Rules[0]
 			if r.Name != "training-finished" || !reflect.DeepEqual(r.Kinds, []relay.Kind{"training"}) ||
 				!reflect.DeepEqual(r.Statuses, []replicate.Status{"succeeded", "failed", "canceled"}) ||
 				!reflect.DeepEqual(r.Notify, []string{"slack"}) {
 				t.Errorf("rule = %+v", r.Rule)
+			}
+			r = c.Rules[1]
+			if r.Name != "prediction-failures" || !reflect.DeepEqual(r.Kinds, []relay.Kind{"prediction"}) ||
+				!reflect.DeepEqual(r.Statuses, []replicate.Status{"failed", "canceled", "aborted"}) ||
+				!reflect.DeepEqual(r.Notify, []string{"discord"}) {
+				t.Errorf("rule = %+v", r.Rule)
+			}
+			d, err := c.Resolve("discord")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[string]string{"console": "console", "slack": "discord"}[tt.slackTo]; d.Name != want {
+				t.Errorf("discord resolves to %q, want %q", d.Name, want)
 			}
 			tt.check(t, c)
 		})
@@ -238,7 +253,7 @@ func TestExampleConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := c.Rules[1]
+		r := c.Rules[2]
 		if r.Name != "slow-vision-predictions" || r.When == "" || r.Meta["team"] != "vision" || len(r.Models) != 2 {
 			t.Fatalf("rule = %+v", r.Rule)
 		}
