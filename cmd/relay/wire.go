@@ -134,6 +134,19 @@ func newNotifier(n *config.Notifier, stdout io.Writer) (relay.Notifier, error) {
 			Username:   d.Username,
 			AvatarURL:  d.AvatarURL,
 		})
+	case "email":
+		e := n.Email
+		return notifiers.NewEmail(notifiers.EmailOptions{
+			Host:     e.Host,
+			Port:     e.Port,
+			TLS:      e.TLS,
+			Username: e.Username,
+			Password: e.Password.Reveal(),
+			From:     e.From,
+			To:       config.Recipients(e.To),
+			Cc:       config.Recipients(e.Cc),
+			Timeout:  e.Timeout.D(),
+		})
 	case "slack":
 		s := n.Slack
 		return notifiers.NewSlack(notifiers.SlackOptions{

@@ -225,6 +225,9 @@ func (s *Server) Stop() {
 		return
 	}
 	_ = inst.srv.Close()
+	// go-smtp closes only the listeners its Serve has registered; a Stop right after Start can
+	// come first, so close ours too, or Serve would wait in Accept for good.
+	_ = inst.ln.Close()
 	<-inst.serve
 	inst.ln.wait()
 }

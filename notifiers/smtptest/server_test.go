@@ -157,3 +157,19 @@ func sendTLS(s *Server) error {
 	}
 	return c.Quit()
 }
+
+func TestStopRightAfterStart(t *testing.T) {
+	for range 50 {
+		s, err := NewServer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { s.Stop(); s.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Stop right after Start did not return")
+		}
+	}
+}

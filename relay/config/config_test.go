@@ -153,6 +153,9 @@ func TestExampleConfig(t *testing.T) {
 		"SLACK_API_URL", "http://127.0.0.1:9999/api/",
 		"DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/1/abc",
 		"DISCORD_API_URL", "http://127.0.0.1:9998/api/v10",
+		"SMTP_HOST", "smtp.example.com", "SMTP_PORT", "2525", "SMTP_TLS", "tls",
+		"SMTP_USERNAME", "relay", "SMTP_PASSWORD", "pw",
+		"EMAIL_FROM", "relay@example.com", "EMAIL_TO", "a@example.com,b@example.com",
 	}
 	tests := []struct {
 		name    string
@@ -206,7 +209,7 @@ func TestExampleConfig(t *testing.T) {
 			r := c.Rules[0]
 			if r.Name != "training-finished" || !reflect.DeepEqual(r.Kinds, []relay.Kind{"training"}) ||
 				!reflect.DeepEqual(r.Statuses, []replicate.Status{"succeeded", "failed", "canceled"}) ||
-				!reflect.DeepEqual(r.Notify, []string{"slack"}) {
+				!reflect.DeepEqual(r.Notify, []string{"slack", "email"}) {
 				t.Errorf("rule = %+v", r.Rule)
 			}
 			r = c.Rules[1]
@@ -221,6 +224,16 @@ func TestExampleConfig(t *testing.T) {
 			}
 			if want := map[string]string{"console": "console", "slack": "discord"}[tt.slackTo]; d.Name != want {
 				t.Errorf("discord resolves to %q, want %q", d.Name, want)
+			}
+			e, err := c.Resolve("email")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[string]string{"console": "console", "slack": "email"}[tt.slackTo]; e.Name != want {
+				t.Errorf("email resolves to %q, want %q", e.Name, want)
+			}
+			if e.Name == "email" && (e.Email.Port != 2525 || e.Email.TLS != "tls" || len(Recipients(e.Email.To)) != 2) {
+				t.Errorf("email from the environment: %+v", e.Email)
 			}
 			tt.check(t, c)
 		})
@@ -571,7 +584,7 @@ func TestUnknownKeys(t *testing.T) {
 		{"slack", "[notifiers.slack]\ntype = \"slack\"\nwebhok_url = \"https://x\"\nfallback = \"console\"\n" + minimal,
 			`config.toml: unknown key "notifiers.slack.webhok_url" (did you mean "webhook_url"?)`},
 		{"slack key on console", rule + console + "webhook_url = \"${SLACK_WEBHOOK_URL}\"\n",
-			`config.toml: unknown key "notifiers.console.webhook_url" (webhook_url is a key of slack notifiers; this one has type "console")`},
+			`config.toml: unknown key "notifiers.console.webhook_url" (webhook_url is a key of discord and slack notifiers; this one has type "console")`},
 		{"console key on slack", "[notifiers.slack]\ntype = \"slack\"\noutput = \"stdout\"\nfallback = \"console\"\n" + minimal,
 			`config.toml: unknown key "notifiers.slack.output" (output is a key of console notifiers; this one has type "slack")`},
 		{"rule", minimal + "statuss = [\"failed\"]\n", `config.toml: unknown key "rules[0].statuss" (did you mean "statuses"?)`},

@@ -275,12 +275,17 @@ var notifierName = regexp.MustCompile(`^[a-z0-9_-]+$`)
 // otherTypesHint explains an unknown key that belongs to another notifier type.
 func otherTypesHint(typ string) func(key string) string {
 	return func(key string) string {
+		var others []string
 		for other, mk := range notifierTypes {
 			if _, ok := fields(mk(&Notifier{}))[key]; ok && other != typ {
-				return fmt.Sprintf("%s is a key of %s notifiers; this one has type %q", key, other, typ)
+				others = append(others, other)
 			}
 		}
-		return ""
+		if len(others) == 0 {
+			return ""
+		}
+		sort.Strings(others) // map order is random; the message must not be
+		return fmt.Sprintf("%s is a key of %s notifiers; this one has type %q", key, strings.Join(others, " and "), typ)
 	}
 }
 
