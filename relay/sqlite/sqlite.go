@@ -108,6 +108,15 @@ func retryBusy(ctx context.Context, f func() error) error {
 	}
 }
 
+// walRestartFrames is the log size (pages) past which the checkpointer restarts the log. A
+// passive checkpoint never blocks writers, but under sustained writes it never catches up with
+// the frames appended while it copies, and SQLite only starts the log over once it is wholly
+// copied: the log would grow without bound. A RESTART checkpoint, run on the writing
+// connection, holds writes back for the time it takes to copy what the passive rounds left,
+// then lets the next writer start the log from the beginning; journal_size_limit then shrinks
+// the file. About 40 MiB with 4 KiB pages.
+var walRestartFrames = 10000
+
 // checkpointEvery is how often the background checkpointer runs.
 const checkpointEvery = 500 * time.Millisecond
 
@@ -136,7 +145,15 @@ func (s *Store) startCheckpointer(path string) error {
 			}
 			// PASSIVE copies what it can without waiting for, or blocking, the writer. An error
 			// (a busy database, say) only means this round did less; the next one catches up.
-			_, _ = ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			var busy, logFrames, copied int
+			if ckpt.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &copied) != nil {
+				continue
+			}
+			if logFrames > walRestartFrames {
+				// On the writing connection, where it queues between transactions: from here
+				// it would wait for a gap between them that the writer never leaves.
+				_, _ = s.db.Exec(`PRAGMA wal_checkpoint(RESTART)`)
+			}
 		}
 	}()
 	return nil
@@ -154,6 +171,8 @@ func dsn(path string) string {
 		"&_pragma=synchronous(FULL)" +
 		// Commits never checkpoint; the background checkpointer does (see the package comment).
 		"&_pragma=wal_autocheckpoint(0)" +
+		// After the log starts over, its file is cut back to this size (64 MiB).
+		"&_pragma=journal_size_limit(67108864)" +
 		"&_pragma=foreign_keys(1)"
 }
 

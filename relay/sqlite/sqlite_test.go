@@ -707,3 +707,58 @@ func TestCheckpointsRunInTheBackground(t *testing.T) {
 		t.Fatalf("-wal is %d bytes after Close, want 0", fi.Size())
 	}
 }
+
+func TestWALStaysBoundedUnderSustainedWrites(t *testing.T) {
+	old := walRestartFrames
+	walRestartFrames = 2000 // about 8 MiB of log, to keep the test short
+	defer func() { walRestartFrames = old }()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "relay.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Write without pause for 4 s, as a busy relay does: a passive checkpoint never catches
+	// up with a log that grows while it copies, so without a restart the log grows for good.
+	body := bytes.Repeat([]byte("x"), 4096)
+	var maxWAL int64
+	maxFrames, last, restarts := 0, 0, 0
+	deadline := time.Now().Add(4 * time.Second)
+	for b := 0; time.Now().Before(deadline); b++ {
+		var batch []*relay.Ingest
+		for i := range 20 {
+			batch = append(batch, &relay.Ingest{MessageID: fmt.Sprintf("m%d-%d", b, i), Kind: relay.KindPrediction,
+				SubjectID: fmt.Sprintf("p%d-%d", b, i), Status: replicate.Succeeded, ReceivedAt: time.Now(), Body: body,
+				Deliveries: []relay.DeliverySpec{{Rule: "r", Notifier: "n", Template: "default"}}})
+		}
+		if err := s.Ingest(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > maxWAL {
+			maxWAL = fi.Size()
+		}
+		var busy, frames, copied int
+		if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(NOOP)`).Scan(&busy, &frames, &copied); err != nil {
+			t.Fatal(err)
+		}
+		maxFrames = max(maxFrames, frames)
+		if frames < last {
+			restarts++ // the log started over from the beginning
+		}
+		last = frames
+	}
+	db, _ := os.Stat(path)
+	t.Logf("database %d MiB; log started over %d times, at most %d frames in use, its file at most %d MiB",
+		db.Size()>>20, restarts, maxFrames, maxWAL>>20)
+	if restarts < 2 {
+		t.Fatalf("the log started over %d times in 4 s of writes (it reached %d frames): it only grows", restarts, maxFrames)
+	}
+	if maxFrames > 25*walRestartFrames {
+		t.Fatalf("the log grew to %d frames under sustained writes, beyond %d", maxFrames, 25*walRestartFrames)
+	}
+	// After the log starts over its file is cut back to journal_size_limit (64 MiB).
+	if limit := int64(64<<20 + 25*walRestartFrames*4096); maxWAL > limit {
+		t.Fatalf("the log file grew to %d MiB, beyond %d MiB", maxWAL>>20, limit>>20)
+	}
+}
