@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+
+	"github.com/mlrelay/relay/notifiers/internal/inbox"
 )
 
 // The stand-in's fixed identities.
@@ -140,8 +142,7 @@ type Failure struct {
 type Handler struct {
 	mu       sync.Mutex
 	channels map[string]bool
-	msgs     []Message
-	changed  chan struct{} // closed and replaced when a message is recorded
+	inbox    inbox.Inbox[Message]
 	failures []Failure
 	requests int
 	nextID   int64
@@ -159,8 +160,7 @@ func NewHandler() *Handler {
 
 func (h *Handler) reset() {
 	h.channels = map[string]bool{ChannelID: true}
-	h.msgs = nil
-	h.changed = make(chan struct{})
+	h.inbox.Reset()
 	h.failures = nil
 	h.requests = 0
 	h.nextID = firstID
@@ -170,7 +170,6 @@ func (h *Handler) reset() {
 func (h *Handler) Reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	close(h.changed) // wake any WaitFor, which then waits on the new channel
 	h.reset()
 }
 
@@ -207,9 +206,7 @@ func (h *Handler) ThenFail(n int, f Failure) {
 
 // Messages returns the messages accepted so far, oldest first.
 func (h *Handler) Messages() []Message {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]Message(nil), h.msgs...)
+	return h.inbox.All()
 }
 
 // Requests is the number of requests made to the webhook and the channel endpoint, failed ones
@@ -223,22 +220,11 @@ func (h *Handler) Requests() int {
 // WaitFor waits until at least n messages were accepted and returns them all. After timeout it
 // returns those accepted so far and an error.
 func (h *Handler) WaitFor(n int, timeout time.Duration) ([]Message, error) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		h.mu.Lock()
-		msgs := append([]Message(nil), h.msgs...)
-		changed := h.changed
-		h.mu.Unlock()
-		if len(msgs) >= n {
-			return msgs, nil
-		}
-		select {
-		case <-changed:
-		case <-t.C:
-			return msgs, fmt.Errorf("discordtest: %d of %d messages after %s", len(msgs), n, timeout)
-		}
+	msgs, err := h.inbox.WaitFor(n, timeout)
+	if err != nil {
+		err = fmt.Errorf("discordtest: %w", err)
 	}
+	return msgs, err
 }
 
 // ServeHTTP implements http.Handler.
@@ -508,9 +494,7 @@ func (h *Handler) record(m Message) Message {
 	m.ID = strconv.FormatInt(h.nextID, 10)
 	h.nextID++
 	m.Time = time.Now()
-	h.msgs = append(h.msgs, m)
-	close(h.changed)
-	h.changed = make(chan struct{})
+	h.inbox.Add(m)
 	return m
 }
 

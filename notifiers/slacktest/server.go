@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/mlrelay/relay/notifiers/internal/inbox"
 )
 
 // The stand-in's fixed identities.
@@ -110,8 +112,7 @@ type Failure struct {
 type Handler struct {
 	mu       sync.Mutex
 	channels map[string]string // an ID or name (without #) → the channel's ID
-	msgs     []Message
-	changed  chan struct{} // closed and replaced when a message is recorded
+	inbox    inbox.Inbox[Message]
 	failures []Failure
 	requests int
 	rate     float64
@@ -131,8 +132,7 @@ func NewHandler() *Handler {
 
 func (h *Handler) reset() {
 	h.channels = map[string]string{Channel: Channel, ChannelName: Channel}
-	h.msgs = nil
-	h.changed = make(chan struct{})
+	h.inbox.Reset()
 	h.failures = nil
 	h.requests = 0
 	h.rate = 0
@@ -144,7 +144,6 @@ func (h *Handler) reset() {
 func (h *Handler) Reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	close(h.changed) // wake any WaitFor, which then waits on the new channel
 	h.reset()
 }
 
@@ -194,9 +193,7 @@ func (h *Handler) SetRateLimit(perSecond float64) {
 
 // Messages returns the messages accepted so far, oldest first.
 func (h *Handler) Messages() []Message {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]Message(nil), h.msgs...)
+	return h.inbox.All()
 }
 
 // Requests is the number of requests made to the webhook and chat.postMessage, failed ones
@@ -210,22 +207,11 @@ func (h *Handler) Requests() int {
 // WaitFor waits until at least n messages were accepted and returns them all. After timeout it
 // returns those accepted so far and an error.
 func (h *Handler) WaitFor(n int, timeout time.Duration) ([]Message, error) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		h.mu.Lock()
-		msgs := append([]Message(nil), h.msgs...)
-		changed := h.changed
-		h.mu.Unlock()
-		if len(msgs) >= n {
-			return msgs, nil
-		}
-		select {
-		case <-changed:
-		case <-t.C:
-			return msgs, fmt.Errorf("slacktest: %d of %d messages after %s", len(msgs), n, timeout)
-		}
+	msgs, err := h.inbox.WaitFor(n, timeout)
+	if err != nil {
+		err = fmt.Errorf("slacktest: %w", err)
 	}
+	return msgs, err
 }
 
 // ServeHTTP implements http.Handler.
@@ -434,9 +420,7 @@ func (h *Handler) record(m Message) Message {
 	m.TS = fmt.Sprintf("%d.%06d", h.nextTS/1_000_000, h.nextTS%1_000_000)
 	h.nextTS += 100
 	m.Time = time.Now()
-	h.msgs = append(h.msgs, m)
-	close(h.changed)
-	h.changed = make(chan struct{})
+	h.inbox.Add(m)
 	return m
 }
 

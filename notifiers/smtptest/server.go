@@ -25,6 +25,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/mlrelay/relay/notifiers/internal/inbox"
 )
 
 // Domain is the name the server gives itself in its greeting.
@@ -93,10 +95,9 @@ type Server struct {
 	addr               string // fixed at the first start, reused by Start
 
 	mu       sync.Mutex
-	msgs     []Message
-	changed  chan struct{} // closed and replaced whenever msgs grows
-	failures []Reply       // scripted, in order
-	running  *instance     // nil while stopped
+	inbox    inbox.Inbox[Message]
+	failures []Reply   // scripted, in order
+	running  *instance // nil while stopped
 	closed   bool
 	quit     chan struct{} // closed by Stop and Close, to cut Delays short
 }
@@ -110,7 +111,7 @@ type instance struct {
 
 // NewServer starts a server on 127.0.0.1 with a port of the system's choosing.
 func NewServer(opts ...Option) (*Server, error) {
-	s := &Server{changed: make(chan struct{})}
+	s := &Server{}
 	for _, o := range opts {
 		o(s)
 	}
@@ -255,31 +256,17 @@ func (s *Server) FailNext(n int, reply Reply) {
 
 // Messages returns the messages accepted so far, in order.
 func (s *Server) Messages() []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Message(nil), s.msgs...)
+	return s.inbox.All()
 }
 
 // WaitFor waits until at least n messages were accepted and returns them all, or returns an
 // error once timeout has passed.
 func (s *Server) WaitFor(n int, timeout time.Duration) ([]Message, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		if len(s.msgs) >= n {
-			msgs := append([]Message(nil), s.msgs...)
-			s.mu.Unlock()
-			return msgs, nil
-		}
-		changed, have := s.changed, len(s.msgs)
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return nil, fmt.Errorf("smtptest: %d messages after %s, want %d", have, timeout, n)
-		}
+	msgs, err := s.inbox.WaitFor(n, timeout)
+	if err != nil {
+		err = fmt.Errorf("smtptest: %w", err)
 	}
+	return msgs, err
 }
 
 // next takes the scripted reply for stage, if one is due, and the channel that Stop closes.
@@ -328,11 +315,7 @@ func (r Reply) smtpError() *smtp.SMTPError {
 
 // record keeps an accepted message.
 func (s *Server) record(m Message) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, m)
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.inbox.Add(m)
 }
 
 // backend makes a session per connection.
