@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/textproto"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -713,22 +712,7 @@ func TestEmailGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			got := describeEmail(buildEmail(t, e, goldenMessage(ev)))
 			file := filepath.Join("testdata", "email", name+".txt")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("message differs from %s (run go test -update if the change is wanted):\n%s", file, got)
-			}
+			checkGolden(t, file, []byte(got))
 		})
 	}
 }

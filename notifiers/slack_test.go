@@ -423,21 +423,7 @@ func TestSlackGolden(t *testing.T) {
 			buf.Reset()
 			buf.WriteString(got)
 			path := filepath.Join("testdata", "slack", name+".json")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("payload differs from %s (run go test -update if the change is wanted):\n%s", path, buf.Bytes())
-			}
+			checkGolden(t, path, buf.Bytes())
 		})
 	}
 }
@@ -917,5 +903,25 @@ func TestSlackHeaderShowsTitleAsWritten(t *testing.T) {
 	}
 	if want := "❌ Failed: a & b <c>"; h.Text.Text != want {
 		t.Fatalf("header %q, want %q", h.Text.Text, want)
+	}
+}
+
+// checkGolden compares got with the golden file at path, or rewrites the file with -update.
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (run go test -update if the change is wanted):\n%s", path, got)
 	}
 }
