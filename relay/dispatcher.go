@@ -19,6 +19,15 @@ type Destination struct {
 	// Rate limits messages per second to this destination (0 = unlimited), with bursts of Burst.
 	Rate  float64
 	Burst int
+	// Attach, if set, downloads the event's output files so that they are sent with the message
+	// and outlive Replicate's links; nil sends links only.
+	Attach Fetcher
+}
+
+// Fetcher downloads output files. Files it cannot get come back as errors, one per URL, and
+// stay links in the message; a Fetcher never fails a delivery.
+type Fetcher interface {
+	Fetch(ctx context.Context, urls []string) ([]Attachment, []error)
 }
 
 // DispatcherConfig tunes the dispatcher. Zero values take the defaults in brackets.
@@ -227,6 +236,13 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 		return
 	}
 	msg.Rule = dl.Rule
+	if dest.Attach != nil {
+		msg.Attachments = d.attach(ctx, log, dest.Attach, dl, ev)
+		if ctx.Err() != nil { // stopping: nothing was sent, so the delivery goes back as it was
+			d.release([]Delivery{dl})
+			return
+		}
+	}
 
 	p := d.pacers[dl.Notifier]
 	if wait := p.reserve(d.now()); wait > 0 {
@@ -276,6 +292,28 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 		log.Warn("send failed; will retry", "err", err, "attempts", attempts, "retry_in", wait.Round(time.Millisecond))
 		d.settle(log, dl, Settlement{State: Pending, Attempts: attempts, NextAt: now.Add(wait), LastError: err.Error(), At: now})
 	}
+}
+
+// attach downloads ev's output files for the message. It spends at most SendTimeout, and only
+// what the lease has to spare beyond the send itself, so that a slow download can neither push a
+// send past the lease nor hold the delivery up: whatever is not downloaded in time stays a link.
+func (d *Dispatcher) attach(ctx context.Context, log *slog.Logger, f Fetcher, dl Delivery, ev *Event) []Attachment {
+	urls := ev.Files()
+	if len(urls) == 0 {
+		return nil
+	}
+	budget := min(d.cfg.SendTimeout, dl.LeaseUntil.Sub(d.now())-d.cfg.SendTimeout)
+	if budget <= 0 {
+		log.Warn("no time left in the lease to download output files; sending links", "files", len(urls))
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	files, errs := f.Fetch(ctx, urls)
+	for _, err := range errs {
+		log.Warn("output file not attached; the message keeps its link", "err", err)
+	}
+	return files
 }
 
 // settle records an outcome under the delivery's lease, retrying briefly: if it cannot be

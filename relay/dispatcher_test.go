@@ -24,6 +24,7 @@ import (
 type scripted struct {
 	mu    sync.Mutex
 	calls []time.Time
+	msgs  []relay.Message
 	next  func(n int) error // n is the 1-based call number
 	block chan struct{}     // if not nil, Notify waits for it (or its ctx)
 }
@@ -31,6 +32,7 @@ type scripted struct {
 func (s *scripted) Notify(ctx context.Context, m relay.Message) (string, error) {
 	s.mu.Lock()
 	s.calls = append(s.calls, time.Now())
+	s.msgs = append(s.msgs, m)
 	n := len(s.calls)
 	s.mu.Unlock()
 	if s.block != nil {

@@ -7,6 +7,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
 	_ "embed"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,8 @@ type Config struct {
 	Replicate Replicate
 	Dispatch  Dispatch
 	Templates Templates
+	// Attachments says where output files may be downloaded from, for notifiers with attach.
+	Attachments Attachments
 	// Notifiers holds every [notifiers.NAME] table by NAME.
 	Notifiers map[string]*Notifier
 	// Rules are the [[rules]] in file order, compiled.
@@ -153,6 +156,45 @@ type Dispatch struct {
 	BackoffMax Duration `toml:"backoff_max"`
 }
 
+// Attachments is the [attachments] table: the limits on downloading output files for notifiers
+// that attach them (see Notifier.Attach), so that the relay cannot be made to fetch arbitrary
+// URLs.
+type Attachments struct {
+	// Hosts are the hosts output files may be downloaded from, over https only: a name matches
+	// itself, and ".example.com" any subdomain of example.com. Each entry may be a
+	// comma-separated list, so that one variable can carry several. Default
+	// ["replicate.delivery"].
+	Hosts []string `toml:"hosts"`
+	// Timeout bounds one download. Default "20s".
+	Timeout Duration `toml:"timeout"`
+	// CAFile is a PEM file of certificate authorities trusted for downloads besides the
+	// system's, for a proxy or a test server. Default "" (the system's only).
+	CAFile string `toml:"ca_file"`
+}
+
+// CertPool returns the system's certificate authorities plus those in CAFile, or nil when
+// CAFile is not set (the system's are used as they are).
+func (a Attachments) CertPool() (*x509.CertPool, error) {
+	if a.CAFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(a.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", a.CAFile)
+	}
+	return pool, nil
+}
+
+// HostList splits Hosts entries on commas, dropping empty ones.
+func (a Attachments) HostList() []string { return Recipients(a.Hosts) }
+
 // Templates is the [templates] table.
 type Templates struct {
 	// Dir is a directory of *.tmpl files that override the built-in templates by name.
@@ -182,7 +224,8 @@ func defaults() *Config {
 			BackoffMin:  Duration(time.Second),
 			BackoffMax:  Duration(10 * time.Minute),
 		},
-		Notifiers: map[string]*Notifier{},
+		Attachments: Attachments{Hosts: []string{"replicate.delivery"}, Timeout: Duration(20 * time.Second)},
+		Notifiers:   map[string]*Notifier{},
 	}
 }
 
@@ -276,17 +319,18 @@ func (c *Config) Redacted() string {
 		Template string            `toml:"template"`
 	}
 	doc := struct {
-		Server    Server         `toml:"server"`
-		Log       Log            `toml:"log"`
-		Store     Store          `toml:"store"`
-		Replicate Replicate      `toml:"replicate"`
-		Dispatch  Dispatch       `toml:"dispatch"`
-		Templates Templates      `toml:"templates"`
-		Notifiers map[string]any `toml:"notifiers"`
-		Rules     []rule         `toml:"rules"`
+		Server      Server         `toml:"server"`
+		Log         Log            `toml:"log"`
+		Store       Store          `toml:"store"`
+		Replicate   Replicate      `toml:"replicate"`
+		Dispatch    Dispatch       `toml:"dispatch"`
+		Templates   Templates      `toml:"templates"`
+		Attachments Attachments    `toml:"attachments"`
+		Notifiers   map[string]any `toml:"notifiers"`
+		Rules       []rule         `toml:"rules"`
 	}{
 		Server: c.Server, Log: c.Log, Store: c.Store, Replicate: c.Replicate,
-		Dispatch: c.Dispatch, Templates: c.Templates,
+		Dispatch: c.Dispatch, Templates: c.Templates, Attachments: c.Attachments,
 		Notifiers: map[string]any{},
 	}
 	doc.Server.PublicURL = redactURL(doc.Server.PublicURL)

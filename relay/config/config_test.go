@@ -56,8 +56,9 @@ func TestDefaultsApplied(t *testing.T) {
 			MaxAge: Duration(24 * time.Hour), BackoffMin: Duration(time.Second), BackoffMax: Duration(10 * time.Minute),
 		}},
 		{"templates", c.Templates, Templates{}},
+		{"attachments", c.Attachments, Attachments{Hosts: []string{"replicate.delivery"}, Timeout: Duration(20 * time.Second)}},
 		{"defaults() agrees", c.Server, want.Server},
-		{"console", *c.Notifiers["console"], Notifier{Name: "console", Type: "console", Console: &Console{Output: "stdout"}}},
+		{"console", *c.Notifiers["console"], Notifier{Name: "console", Type: "console", AttachMaxSize: 8 << 20, AttachMaxFiles: 4, Console: &Console{Output: "stdout"}}},
 		{"source", c.Source, "config.toml"},
 		{"store driver", c.Store.Driver(), "sqlite"},
 		{"store path", c.Store.Path(), "relay.db"},
@@ -156,6 +157,7 @@ func TestExampleConfig(t *testing.T) {
 		"SMTP_HOST", "smtp.example.com", "SMTP_PORT", "2525", "SMTP_TLS", "tls",
 		"SMTP_USERNAME", "relay", "SMTP_PASSWORD", "pw",
 		"EMAIL_FROM", "relay@example.com", "EMAIL_TO", "a@example.com,b@example.com",
+		"RELAY_ATTACHMENT_HOSTS", "replicate.delivery, .files.example",
 	}
 	tests := []struct {
 		name    string
@@ -177,6 +179,14 @@ func TestExampleConfig(t *testing.T) {
 			}
 			if got := c.Replicate.Secrets(); !reflect.DeepEqual(got, []string{replicate.SampleSecret, secret2}) {
 				t.Errorf("secrets = %q", got)
+			}
+			if got := c.Attachments.HostList(); !reflect.DeepEqual(got, []string{"replicate.delivery", ".files.example"}) {
+				t.Errorf("attachment hosts = %q", got)
+			}
+			for _, name := range []string{"slack", "discord", "email"} {
+				if !c.Notifiers[name].Attach {
+					t.Errorf("notifiers.%s.attach is off; the example attaches output files", name)
+				}
 			}
 			s := c.Notifiers["slack"].Slack
 			if s.WebhookURL.Reveal() != "https://hooks.slack.com/services/T0/B0/XYZ" || s.APIURL != "http://127.0.0.1:9999/api/" {
@@ -497,6 +507,25 @@ webhook_url = "https://hooks.slack.com/services/T/B/X"
 		{"email not configured", "[notifiers.e]\ntype = \"email\"\nto = [\"a@x.io\"]\n", nil,
 			problem{`config.toml: notifiers.e: notifier "e" is not configured (set host and to)`}},
 
+		// Attachments.
+		{"attach on console", "[notifiers.console]\ntype = \"console\"\nattach = true\n" + rule, nil,
+			problem{"config.toml: notifiers.console.attach: console notifiers print links and cannot attach files"}},
+		{"attach not a switch", slackOK + "attach = \"yes please\"\n" + minimal, nil,
+			problem{`config.toml: notifiers.slack.attach: want true or false, got "yes please"`}},
+		{"attach from the environment", slackOK + "attach = \"${ATTACH}\"\n" + minimal, []string{"ATTACH", "maybe"},
+			problem{`config.toml: notifiers.slack.attach: want true or false, got "maybe"`}},
+		{"attach size", slackOK + "attach_max_size = 0\n" + minimal, nil, problem{"config.toml: notifiers.slack.attach_max_size: must be more than 0"}},
+		{"attach files", slackOK + "attach_max_files = 11\n" + minimal, nil, problem{"config.toml: notifiers.slack.attach_max_files: must be between 1 and 10, got 11"}},
+		{"attachment host with scheme", "[attachments]\nhosts = [\"https://replicate.delivery\"]\n" + minimal, nil,
+			problem{`config.toml: attachments.hosts: bad host "https://replicate.delivery"`}},
+		{"attachment host with port", "[attachments]\nhosts = [\"${HOSTS}\"]\n" + minimal, []string{"HOSTS", "replicate.delivery, files.example:8443"},
+			problem{`config.toml: attachments.hosts: bad host "files.example:8443"`}},
+		{"attachment hosts empty", "[attachments]\nhosts = [\"${HOSTS}\"]\n" + minimal, nil,
+			problem{`config.toml: attachments.hosts: names no host`}},
+		{"attachment timeout", "[attachments]\ntimeout = \"0s\"\n" + minimal, nil, problem{"config.toml: attachments.timeout: must be more than 0"}},
+		{"attachment CA file missing", "[attachments]\nca_file = \"/nonexistent/ca.pem\"\n" + minimal, nil,
+			problem{"config.toml: attachments.ca_file: reading the CA file:", "/nonexistent/ca.pem"}},
+
 		// Rules.
 		{"rule name missing", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nnotify = [\"console\"]\n", nil, problem{"config.toml: rules[0].name: is required"}},
 		{"rule name duplicate", minimal + "[[rules]]\nname = \"all\"\nnotify = [\"console\"]\n", nil,
@@ -569,6 +598,56 @@ func containsAll(s string, parts []string) bool {
 		}
 	}
 	return true
+}
+
+func TestAttachments(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse("config.toml", []byte("[attachments]\nca_file = \""+notPEM+"\"\n"+minimal), env()); err == nil ||
+		!strings.Contains(err.Error(), "attachments.ca_file: "+notPEM+" holds no PEM certificate") {
+		t.Errorf("a CA file without certificates: err = %v", err)
+	}
+
+	doc := `
+[attachments]
+hosts = ["${HOSTS:-replicate.delivery}", ".cdn.example"]
+timeout = "5s"
+
+[notifiers.discord]
+type = "discord"
+webhook_url = "https://discord.com/api/webhooks/1/x"
+attach = "${DISCORD_ATTACH:-true}"
+attach_max_size = "2MiB"
+attach_max_files = 2
+
+[[rules]]
+name = "all"
+notify = ["discord"]
+`
+	c, err := Parse("config.toml", []byte(doc), env("HOSTS", "files.example, img.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Attachments.HostList(); !reflect.DeepEqual(got, []string{"files.example", "img.example", ".cdn.example"}) {
+		t.Errorf("hosts = %q", got)
+	}
+	if pool, err := c.Attachments.CertPool(); pool != nil || err != nil {
+		t.Errorf("CertPool without ca_file = %v, %v; want nil, nil", pool, err)
+	}
+	n := c.Notifiers["discord"]
+	if !n.Attach || n.AttachMaxSize != 2<<20 || n.AttachMaxFiles != 2 || c.Attachments.Timeout.D() != 5*time.Second {
+		t.Errorf("discord = %+v, attachments = %+v", n, c.Attachments)
+	}
+	c, err = Parse("config.toml", []byte(doc), env("DISCORD_ATTACH", "false"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Notifiers["discord"].Attach {
+		t.Error("attach = \"${DISCORD_ATTACH}\" with DISCORD_ATTACH=false is on")
+	}
 }
 
 func TestUnknownKeys(t *testing.T) {

@@ -63,7 +63,7 @@ func (p path) String() string {
 }
 
 // sectionOrder is the order of the top-level keys, which problems are reported in.
-var sectionOrder = []string{"server", "log", "store", "replicate", "dispatch", "templates", "notifiers", "rules"}
+var sectionOrder = []string{"server", "log", "store", "replicate", "dispatch", "templates", "attachments", "notifiers", "rules"}
 
 // loader collects the problems of one Parse.
 type loader struct {
@@ -136,7 +136,7 @@ func position(p path) (section, index int, name string) {
 func sections(c *Config) map[string]any {
 	return map[string]any{
 		"server": &c.Server, "log": &c.Log, "store": &c.Store, "replicate": &c.Replicate,
-		"dispatch": &c.Dispatch, "templates": &c.Templates,
+		"dispatch": &c.Dispatch, "templates": &c.Templates, "attachments": &c.Attachments,
 	}
 }
 
@@ -240,7 +240,7 @@ func (l *loader) notifiers(p path, v any) map[string]*Notifier {
 	l.broken = map[string]bool{}
 	for _, name := range sortedKeys(m) {
 		np := p.add(name)
-		n := &Notifier{Name: name}
+		n := &Notifier{Name: name, AttachMaxSize: 8 << 20, AttachMaxFiles: 4}
 		out[name] = n
 		if !notifierName.MatchString(name) {
 			l.fail(np, `bad notifier name %q (use lowercase letters, digits, "_" and "-")`, name)
@@ -412,6 +412,20 @@ func (l *loader) value(p path, v any, dst any) {
 				return
 			}
 			*dst = n
+		}
+	case *bool:
+		if b, ok := v.(bool); ok {
+			*dst = b
+			return
+		}
+		// A string is accepted too, so that a switch can come from the environment.
+		if s, ok := l.number(p, v, "true or false"); ok {
+			b, err := strconv.ParseBool(strings.TrimSpace(s))
+			if err != nil {
+				l.fail(p, "want true or false, got %q", s)
+				return
+			}
+			*dst = b
 		}
 	case *float64:
 		switch n := v.(type) {

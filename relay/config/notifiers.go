@@ -24,6 +24,16 @@ type Notifier struct {
 	// Burst is how many messages may be sent at once before Rate applies.
 	// Default 3 for slack, 0 for console.
 	Burst int `toml:"burst"`
+	// Attach sends a run's output files with its message, so that they outlive Replicate's
+	// links, which expire about an hour after the run: Discord and email attach them, Slack
+	// uploads them when it has a bot token (through a webhook it keeps links). Files are
+	// downloaded only from [attachments] hosts; one that cannot be downloaded stays a link.
+	// Default false.
+	Attach bool `toml:"attach"`
+	// AttachMaxSize bounds one attached file; larger ones stay links. Default "8MiB".
+	AttachMaxSize Size `toml:"attach_max_size"`
+	// AttachMaxFiles bounds the files attached to one message; the rest stay links. Default 4.
+	AttachMaxFiles int `toml:"attach_max_files"`
 
 	// Slack is set when Type is "slack".
 	Slack *Slack `toml:"-"`

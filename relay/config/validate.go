@@ -26,6 +26,7 @@ func (l *loader) validate(c *Config, rules []ruleFile) {
 	l.checkStore(path{"store"}, c.Store)
 	l.checkReplicate(path{"replicate"}, c.Replicate)
 	l.checkDispatch(path{"dispatch"}, c.Dispatch)
+	l.checkAttachments(path{"attachments"}, c.Attachments)
 	for _, name := range sortedKeys(c.Notifiers) {
 		if !l.broken[name] {
 			l.checkNotifier(path{"notifiers", name}, c, c.Notifiers[name])
@@ -136,6 +137,33 @@ func (l *loader) checkDispatch(p path, d Dispatch) {
 	}
 }
 
+func (l *loader) checkAttachments(p path, a Attachments) {
+	hosts := a.HostList()
+	if len(hosts) == 0 {
+		l.fail(p.add("hosts"), `names no host; the default is ["replicate.delivery"]`)
+	}
+	for _, h := range hosts {
+		if err := checkHost(h); err != nil {
+			l.fail(p.add("hosts"), "%v", err)
+		}
+	}
+	l.positive(p.add("timeout"), a.Timeout)
+	if a.CAFile != "" {
+		if _, err := a.CertPool(); err != nil {
+			l.fail(p.add("ca_file"), "%v", err)
+		}
+	}
+}
+
+// checkHost checks an [attachments] hosts entry: a host name, or "." and a domain.
+func checkHost(h string) error {
+	name := strings.TrimPrefix(h, ".")
+	if name == "" || strings.ContainsAny(name, "/:@?#* \t") || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") {
+		return fmt.Errorf(`bad host %q (want a host name such as "replicate.delivery", or ".example.com" for its subdomains; no scheme, port or path)`, h)
+	}
+	return nil
+}
+
 // positive reports d at p unless it is more than zero.
 func (l *loader) positive(p path, d Duration) bool {
 	if d <= 0 {
@@ -153,6 +181,15 @@ func (l *loader) checkNotifier(p path, c *Config, n *Notifier) {
 		l.fail(p.add("burst"), "must not be negative, got %d", n.Burst)
 	} else if n.Rate > 0 && n.Burst < 1 {
 		l.fail(p.add("burst"), "must be at least 1 when rate is set, got %d", n.Burst)
+	}
+	if n.Attach && n.Type == "console" {
+		l.fail(p.add("attach"), "console notifiers print links and cannot attach files; remove it")
+	}
+	if n.AttachMaxSize <= 0 {
+		l.fail(p.add("attach_max_size"), `must be more than 0, got %s (the default is "8MiB")`, n.AttachMaxSize)
+	}
+	if n.AttachMaxFiles < 1 || n.AttachMaxFiles > 10 {
+		l.fail(p.add("attach_max_files"), "must be between 1 and 10, got %d", n.AttachMaxFiles)
 	}
 	fallbackOK := l.checkFallback(p.add("fallback"), c, n)
 	n.settings().check(l, p)
