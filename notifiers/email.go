@@ -290,9 +290,11 @@ func (e *Email) message(m relay.Message, now time.Time) (*mail.Msg, string, erro
 	if strings.TrimSpace(body) == "" {
 		body = minimalHTML(text)
 	}
+	files := emailFiles(m.Attachments)
+	body = inlineImages(body, files)
 	msg.SetBodyString(mail.TypeTextPlain, text+"\n")
 	msg.AddAlternativeString(mail.TypeTextHTML, body)
-	addAttachments(msg, body, m.Attachments)
+	addAttachments(msg, body, files)
 	return msg, "<" + id + ">", nil
 }
 
@@ -325,27 +327,56 @@ func minimalHTML(text string) string {
 	return sb.String()
 }
 
-// addAttachments adds m's files: an image that the HTML refers to as cid:<name> is embedded
-// inline with that Content-ID, everything else is attached. Files past emailMaxAttachments or
+// emailFile is an attachment as it goes into the message: named safely and uniquely.
+type emailFile struct {
+	name, contentType, url string
+	data                   []byte
+}
+
+// emailFiles picks the attachments to send and names them. Files past emailMaxAttachments or
 // beyond emailMaxAttachBytes in all are left out; the body still has their links.
-func addAttachments(msg *mail.Msg, htmlBody string, atts []relay.Attachment) {
+func emailFiles(atts []relay.Attachment) []emailFile {
+	var files []emailFile
 	used := map[string]bool{}
-	total, count := 0, 0
+	total := 0
 	for i, a := range atts {
-		if len(a.Data) == 0 || count == emailMaxAttachments || total+len(a.Data) > emailMaxAttachBytes {
+		if len(a.Data) == 0 || len(files) == emailMaxAttachments || total+len(a.Data) > emailMaxAttachBytes {
 			continue
 		}
-		count++
 		total += len(a.Data)
 		name := attachmentName(a.Name, i, used)
-		ct := attachmentType(a.ContentType, name)
-		opts := []mail.FileOption{mail.WithFileContentType(mail.ContentType(ct))}
-		if strings.HasPrefix(ct, "image/") && name == a.Name && strings.Contains(htmlBody, "cid:"+name) {
-			opts = append(opts, mail.WithFileContentID("<"+name+">"))
-			msg.EmbedReadSeeker(name, bytes.NewReader(a.Data), opts...)
+		files = append(files, emailFile{name: name, contentType: attachmentType(a.ContentType, name), url: a.URL, data: a.Data})
+	}
+	return files
+}
+
+// inlineImages points the HTML's images (<img src="URL">) at their attached copies
+// (src="cid:NAME"), so that a picture still shows after Replicate deletes the file and its
+// link dies. Links (<a href="URL">) keep the URL. A URL is matched as html/template prints it.
+func inlineImages(body string, files []emailFile) string {
+	for _, f := range files {
+		if f.url == "" || !strings.HasPrefix(f.contentType, "image/") {
 			continue
 		}
-		msg.AttachReadSeeker(name, bytes.NewReader(a.Data), opts...)
+		for _, u := range []string{f.url, html.EscapeString(f.url)} {
+			body = strings.ReplaceAll(body, `src="`+u+`"`, `src="cid:`+f.name+`"`)
+		}
+	}
+	return body
+}
+
+// addAttachments adds the files: an image that the HTML refers to as cid:NAME (see
+// inlineImages, or a template's {{cid}}) is embedded inline with that Content-ID, everything
+// else is attached.
+func addAttachments(msg *mail.Msg, htmlBody string, files []emailFile) {
+	for _, f := range files {
+		opts := []mail.FileOption{mail.WithFileContentType(mail.ContentType(f.contentType))}
+		if strings.HasPrefix(f.contentType, "image/") && strings.Contains(htmlBody, `"cid:`+f.name+`"`) {
+			opts = append(opts, mail.WithFileContentID("<"+f.name+">"))
+			msg.EmbedReadSeeker(f.name, bytes.NewReader(f.data), opts...)
+			continue
+		}
+		msg.AttachReadSeeker(f.name, bytes.NewReader(f.data), opts...)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"html"
 	"net"
 	"net/textproto"
 	"net/url"
@@ -714,5 +715,53 @@ func TestEmailGolden(t *testing.T) {
 			file := filepath.Join("testdata", "email", name+".txt")
 			checkGolden(t, file, []byte(got))
 		})
+	}
+}
+
+// TestEmailInlinesImagesShownByURL checks that an image the HTML shows from its output URL is
+// shown from the attached copy instead, which outlives the URL, while links keep the URL.
+func TestEmailInlinesImagesShownByURL(t *testing.T) {
+	e := newEmail(t, EmailOptions{Host: "localhost", TLS: EmailNoTLS, From: testFrom, To: []string{testTo}})
+	const (
+		u0 = "https://replicate.delivery/pbxt/abc/out-0.png"
+		u1 = "https://replicate.delivery/pbxt/abc/out-1.png?sig=a&exp=1" // as html/template prints it: &amp;
+		u2 = "https://replicate.delivery/pbxt/abc/weights.tar"
+	)
+	m := relay.Message{
+		Title: "Prediction succeeded",
+		Body: `<a href="` + u0 + `"><img src="` + u0 + `" alt="out-0.png"></a>` +
+			`<img src="` + html.EscapeString(u1) + `" alt="out-1.png">` +
+			`<img src="https://replicate.delivery/pbxt/abc/not-attached.png">` +
+			`<a href="` + u2 + `">weights</a>`,
+		Text: "Prediction succeeded",
+		Attachments: []relay.Attachment{
+			{Name: "out-0.png", ContentType: "image/png", Data: pngData, URL: u0},
+			{Name: "out-1.png", ContentType: "image/png", Data: pngData[8:], URL: u1},
+			{Name: "weights.tar", ContentType: "application/x-tar", Data: pdfData, URL: u2},
+		},
+	}
+	root := buildEmail(t, e, m)
+	want := `multipart/mixed
+  multipart/related
+    multipart/alternative
+      text/plain; charset=UTF-8 (quoted-printable)
+      text/html; charset=UTF-8 (quoted-printable)
+    image/png; inline; cid=out-0.png; filename=out-0.png (base64)
+    image/png; inline; cid=out-1.png; filename=out-1.png (base64)
+  application/x-tar; attachment; filename=weights.tar (base64)
+`
+	if s := root.Structure(); s != want {
+		t.Errorf("structure:\n%s\nwant:\n%s", s, want)
+	}
+	body := string(root.Leaves()[1].Body)
+	for _, want := range []string{
+		`<a href="` + u0 + `"><img src="cid:out-0.png" alt="out-0.png"></a>`,
+		`<img src="cid:out-1.png" alt="out-1.png">`,
+		`<img src="https://replicate.delivery/pbxt/abc/not-attached.png">`,
+		`<a href="` + u2 + `">weights</a>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("HTML body lacks %s:\n%s", want, body)
+		}
 	}
 }
