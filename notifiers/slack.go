@@ -1,10 +1,12 @@
 package notifiers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,6 +34,12 @@ const (
 	slackDefaultTimeout = 10 * time.Second
 )
 
+// Limits on the attachments uploaded after a message.
+const (
+	slackMaxFiles     = 10            // our bound: files per message
+	slackMaxFileBytes = 1_000_000_000 // Slack's limit on one file, 1 GB
+)
+
 // slackDefaultAPIURL is Slack's Web API.
 const slackDefaultAPIURL = "https://slack.com/api/"
 
@@ -41,13 +49,15 @@ type SlackOptions struct {
 	// Messages sent through it have no reference, so they cannot be edited or threaded later.
 	WebhookURL string
 	// Token is a bot token (xoxb-...) with the chat:write scope, used with Channel to send
-	// through the Web API's chat.postMessage. It is a secret.
+	// through the Web API's chat.postMessage. Uploading a message's attachments also needs
+	// files:write (and, Slack's documentation says, files:read). It is a secret.
 	Token string
 	// Channel is the channel ID (C0123ABCD) or name (#alerts) the bot posts to.
 	Channel string
 	// APIURL is the base of the Web API. Default https://slack.com/api/.
 	APIURL string
-	// Timeout bounds one send, retries for a rejected image included. Default 10s.
+	// Timeout bounds one send, retries for a rejected image included, and, separately, the
+	// upload of its attachments that follows. Default 10s.
 	Timeout time.Duration
 	// HTTPClient sends the requests. Default: a client that follows no redirects.
 	HTTPClient *http.Client
@@ -57,9 +67,16 @@ type SlackOptions struct {
 	// IconEmoji overrides the sender's icon, e.g. ":robot_face:". Default: none. Same caveats as
 	// Username.
 	IconEmoji string
+	// Log receives a warning for each attachment that was not uploaded although its message
+	// went out, since Notify does not fail for it. Default: slog.Default().
+	Log *slog.Logger
 }
 
 // Slack sends messages to a Slack channel as Block Kit messages. It is safe for concurrent use.
+//
+// With a bot token, a message's attachments (relay.Message.Attachments) are uploaded after it,
+// with Slack's external upload flow, into its thread. An incoming webhook cannot upload files:
+// in webhook mode the attachments are ignored, and the message keeps the links it already has.
 type Slack struct {
 	webhook   string // webhook mode when set
 	api       string // Web API base, ending in "/"
@@ -70,6 +87,8 @@ type Slack struct {
 	timeout   time.Duration
 	client    *http.Client
 	redact    redactor
+	log       *slog.Logger
+	maxFile   int // bytes of one attachment, slackMaxFileBytes (tests lower it)
 }
 
 var _ relay.Notifier = (*Slack)(nil)
@@ -84,6 +103,8 @@ func NewSlack(o SlackOptions) (*Slack, error) {
 		iconEmoji: o.IconEmoji,
 		timeout:   o.Timeout,
 		client:    o.HTTPClient,
+		log:       o.Log,
+		maxFile:   slackMaxFileBytes,
 	}
 	webhook := strings.TrimSpace(o.WebhookURL)
 	switch {
@@ -124,6 +145,9 @@ func NewSlack(o SlackOptions) (*Slack, error) {
 	if s.client == nil {
 		s.client = defaultHTTPClient()
 	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
 	secrets := []string{s.token}
 	if s.webhook != "" {
 		secrets = append(secrets, urlSecrets(s.webhook)...)
@@ -151,33 +175,49 @@ func checkHTTPURL(raw string) error {
 // Notify sends m. With a bot token, the reference returned is the message's ts; a webhook gives
 // none. Failures are classified here: see classifyStatus for HTTP statuses, apiErrorClass for
 // the Web API's error codes, and transportError for calls that got no answer.
+//
+// With a bot token, m's attachments are uploaded once the message is out, into its thread. The
+// message is what counts: an attachment that cannot be uploaded is logged (see
+// SlackOptions.Log) and Notify still succeeds, since an error would have the message sent again.
 func (s *Slack) Notify(ctx context.Context, m relay.Message) (string, error) {
+	ref, channel, err := s.post(ctx, m)
+	if err != nil || s.webhook != "" {
+		return ref, err
+	}
+	s.upload(ctx, channel, ref, m.Attachments)
+	return ref, nil
+}
+
+// post sends m's message, within the timeout. With a bot token it returns the message's ts and
+// the ID of the channel it went to.
+func (s *Slack) post(ctx context.Context, m relay.Message) (ts, channel string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	text := slackText(m)
 	blocks := slackBlocks(m, true)
-	ref, reason, err := s.send(ctx, text, blocks)
+	ts, channel, reason, err := s.send(ctx, text, blocks)
 	if err != nil && strings.HasPrefix(reason, "invalid_blocks") && hasImages(blocks) {
 		// Slack fetches every image when the message is posted and rejects the whole message
 		// when one fails, which is what happens once Replicate has deleted its outputs (about an
 		// hour after the run). The message is worth more than its pictures: send it again with
 		// links in their place.
-		ref, _, err = s.send(ctx, text, slackBlocks(m, false))
+		ts, channel, _, err = s.send(ctx, text, slackBlocks(m, false))
 	}
-	return ref, err
+	return ts, channel, err
 }
 
 // send posts one message. reason is Slack's error code when Slack refused it, for Notify to
-// decide on a second try.
-func (s *Slack) send(ctx context.Context, text string, blocks []slack.Block) (ref, reason string, err error) {
+// decide on a second try. ts and channel are empty for a webhook.
+func (s *Slack) send(ctx context.Context, text string, blocks []slack.Block) (ts, channel, reason string, err error) {
 	if s.webhook != "" {
-		return s.postWebhook(ctx, text, blocks)
+		reason, err := s.postWebhook(ctx, text, blocks)
+		return "", "", reason, err
 	}
 	return s.postMessage(ctx, text, blocks)
 }
 
 // postWebhook posts to an incoming webhook.
-func (s *Slack) postWebhook(ctx context.Context, text string, blocks []slack.Block) (string, string, error) {
+func (s *Slack) postWebhook(ctx context.Context, text string, blocks []slack.Block) (reason string, err error) {
 	const what = "slack webhook"
 	msg := &slack.WebhookMessage{
 		Text:      text,
@@ -186,17 +226,17 @@ func (s *Slack) postWebhook(ctx context.Context, text string, blocks []slack.Blo
 		IconEmoji: s.iconEmoji,
 	}
 	client, capture := withCapture(s.client)
-	err := slack.PostWebhookCustomHTTPContext(ctx, s.webhook, client, msg)
+	err = slack.PostWebhookCustomHTTPContext(ctx, s.webhook, client, msg)
 	got := capture.result()
 	switch {
 	case err == nil, got.status >= 200 && got.status <= 299:
 		// slack-go wants exactly 200; any 2xx means the message was taken.
-		return "", "", nil
+		return "", nil
 	case got.status == 0:
-		return "", "", s.transportError(what, got, err)
+		return "", s.transportError(what, got, err)
 	}
-	reason := s.reason(got)
-	return "", reason, classifyStatus(got.status, got.header, s.redact.error(statusError(what, got, reason)))
+	reason = s.reason(got)
+	return reason, classifyStatus(got.status, got.header, s.redact.error(statusError(what, got, reason)))
 }
 
 // reason is the start of a failed response's body, redacted, then cut to size; from a Web API
@@ -211,8 +251,9 @@ func (s *Slack) reason(got response) string {
 	return cleanLine(s.redact.text(got.snippet), maxErrorBody)
 }
 
-// postMessage posts through the Web API's chat.postMessage.
-func (s *Slack) postMessage(ctx context.Context, text string, blocks []slack.Block) (string, string, error) {
+// postMessage posts through the Web API's chat.postMessage and returns the message's ts and its
+// channel's ID.
+func (s *Slack) postMessage(ctx context.Context, text string, blocks []slack.Block) (ts, channel, reason string, err error) {
 	const what = "slack chat.postMessage"
 	client, capture := withCapture(s.client)
 	api := slack.New(s.token, slack.OptionAPIURL(s.api), slack.OptionHTTPClient(client))
@@ -223,23 +264,134 @@ func (s *Slack) postMessage(ctx context.Context, text string, blocks []slack.Blo
 	if s.iconEmoji != "" {
 		opts = append(opts, slack.MsgOptionIconEmoji(s.iconEmoji))
 	}
-	_, ts, err := api.PostMessageContext(ctx, s.channel, opts...)
+	channel, ts, err = api.PostMessageContext(ctx, s.channel, opts...)
 	if err == nil {
-		return ts, "", nil
+		return ts, channel, "", nil
 	}
 	got := capture.result()
 	var se slack.SlackErrorResponse
 	switch {
 	case errors.As(err, &se):
-		return "", se.Err, s.apiError(what, se, got)
+		return "", "", se.Err, s.apiError(what, se, got)
 	case got.status == 0:
-		return "", "", s.transportError(what, got, err)
+		return "", "", "", s.transportError(what, got, err)
 	case got.status != http.StatusOK:
 		reason := s.reason(got)
-		return "", reason, classifyStatus(got.status, got.header, s.redact.error(statusError(what, got, reason)))
+		return "", "", reason, classifyStatus(got.status, got.header, s.redact.error(statusError(what, got, reason)))
 	}
 	// A 200 that is not Slack's JSON: a proxy or a truncated body. Unknown, so retried.
-	return "", "", relay.Retryable(s.redact.error(fmt.Errorf("%s: unreadable response: %w", what, err)), 0)
+	return "", "", "", relay.Retryable(s.redact.error(fmt.Errorf("%s: unreadable response: %w", what, err)), 0)
+}
+
+// slackFile is an attachment to upload, under the name it is uploaded as.
+type slackFile struct {
+	name string
+	data []byte
+}
+
+// slackFiles picks the attachments to upload: those with data, no larger than maxBytes, at
+// most slackMaxFiles of them, under safe and distinct names. It logs the ones left out for their
+// size or their number; those without data have nothing to upload.
+func (s *Slack) slackFiles(atts []relay.Attachment, maxBytes int) []slackFile {
+	var files []slackFile
+	used := map[string]bool{}
+	for i, a := range atts {
+		if len(a.Data) == 0 {
+			continue
+		}
+		name := uniqueName(sanitizeFileName(a.Name, i), used)
+		switch {
+		case len(a.Data) > maxBytes:
+			s.log.Warn("slack: attachment not uploaded: larger than Slack takes; the message keeps its link",
+				"file", name, "bytes", len(a.Data), "max_bytes", maxBytes)
+			continue
+		case len(files) == slackMaxFiles:
+			s.log.Warn("slack: attachment not uploaded: too many files; the message keeps its link",
+				"file", name, "max_files", slackMaxFiles)
+			continue
+		}
+		used[name] = true
+		files = append(files, slackFile{name: name, data: a.Data})
+	}
+	return files
+}
+
+// upload shares atts in the thread of the message ts in channel, through Slack's external upload
+// flow (files.upload is retired): files.getUploadURLExternal and a POST of the bytes for each
+// file, then one files.completeUploadExternal for them all. It runs within a timeout of its own
+// under ctx. It returns nothing: the message is out, so a failure is only logged, naming the
+// file and Slack's reason; a file that fails is left out and the others still go.
+func (s *Slack) upload(ctx context.Context, channel, ts string, atts []relay.Attachment) {
+	files := s.slackFiles(atts, s.maxFile)
+	if len(files) == 0 {
+		return
+	}
+	if channel == "" {
+		channel = s.channel // chat.postMessage always names the channel; this is a fallback
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	api := slack.New(s.token, slack.OptionAPIURL(s.api), slack.OptionHTTPClient(s.client))
+	warn := func(name, step, reason string) {
+		s.log.Warn("slack: attachment not uploaded; the message keeps its link",
+			"file", name, "step", step, "err", reason, "channel", channel, "ts", ts)
+	}
+	var sent []slack.FileSummary
+	for _, f := range files {
+		const getURL = "files.getUploadURLExternal"
+		u, err := api.GetUploadURLExternalContext(ctx, slack.GetUploadURLExternalParameters{FileName: f.name, FileSize: len(f.data)})
+		if err != nil {
+			warn(f.name, getURL, s.uploadFailure(err, ""))
+			continue
+		}
+		if u.FileID == "" || u.UploadURL == "" {
+			warn(f.name, getURL, "no upload URL or file ID in the answer")
+			continue
+		}
+		// slack-go sends the token along only to a Slack host or the configured API's.
+		err = api.UploadToURL(ctx, slack.UploadToURLParameters{UploadURL: u.UploadURL, Reader: bytes.NewReader(f.data), Filename: f.name})
+		if err != nil {
+			warn(f.name, "upload", s.uploadFailure(err, u.UploadURL))
+			continue
+		}
+		sent = append(sent, slack.FileSummary{ID: u.FileID, Title: f.name})
+	}
+	if len(sent) == 0 {
+		return
+	}
+	_, err := api.CompleteUploadExternalContext(ctx, slack.CompleteUploadExternalParameters{
+		Files:           sent,
+		Channel:         channel,
+		ThreadTimestamp: ts,
+	})
+	if err != nil {
+		reason := s.uploadFailure(err, "")
+		for _, f := range sent {
+			warn(f.Title, "files.completeUploadExternal", reason)
+		}
+	}
+}
+
+// uploadFailure is a failed upload step's reason, for the log: Slack's error code, the HTTP
+// status, or the error's text with the token and the upload URL scrubbed from it (the URL, its
+// query string included, is a credential of its own).
+func (s *Slack) uploadFailure(err error, uploadURL string) string {
+	var se slack.SlackErrorResponse
+	var rl *slack.RateLimitedError
+	var sc slack.StatusCodeError
+	switch {
+	case errors.As(err, &se):
+		return cleanLine(s.redact.text(se.Err), 64)
+	case errors.As(err, &rl):
+		return fmt.Sprintf("ratelimited (retry after %s)", rl.RetryAfter)
+	case errors.As(err, &sc):
+		return cleanLine(s.redact.text(sc.Status), 64)
+	}
+	secrets := []string{s.token}
+	if uploadURL != "" {
+		secrets = append(secrets, urlSecrets(uploadURL)...)
+	}
+	return cleanLine(newRedactor(secrets...).text(err.Error()), maxErrorBody)
 }
 
 // transportError classifies a call that got no response. A request that could not even be built

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -923,5 +925,294 @@ func checkGolden(t *testing.T, path string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("output differs from %s (run go test -update if the change is wanted):\n%s", path, got)
+	}
+}
+
+// newBotLogged is a bot on apiURL whose log is kept in the returned buffer.
+func newBotLogged(t *testing.T, apiURL, channel string, timeout time.Duration) (*Slack, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	s, err := NewSlack(SlackOptions{Token: slacktest.Token, Channel: channel, APIURL: apiURL, Timeout: timeout,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, &logs
+}
+
+// withImages is message(ev) with ev's two images attached, as the dispatcher downloads them.
+func withImages(ev *relay.Event) relay.Message {
+	m := message(ev)
+	for i, u := range ev.Images() {
+		data := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{byte(i + 1)}, 300+i)...)
+		m.Attachments = append(m.Attachments, relay.Attachment{Name: fmt.Sprintf("out-%d.png", i), ContentType: "image/png", Data: data, URL: u})
+	}
+	return m
+}
+
+// fileNames lists the names of shared files.
+func fileNames(files []slacktest.File) []string {
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// checkNoSecrets fails if text holds the token or any part of an upload URL.
+func checkNoSecrets(t *testing.T, text string, extra ...string) {
+	t.Helper()
+	for _, sec := range append([]string{slacktest.Token, "sig=", slacktest.UploadPath}, extra...) {
+		if strings.Contains(text, sec) {
+			t.Errorf("%q shows up in: %s", sec, text)
+		}
+	}
+}
+
+// TestSlackAttachmentsInThread: with a bot token, one message is posted, then its attachments
+// are uploaded, byte for byte, into its thread, in the channel chat.postMessage named (an ID,
+// although the notifier was given a name).
+func TestSlackAttachmentsInThread(t *testing.T) {
+	srv := slacktest.NewServer()
+	defer srv.Close()
+	s, logs := newBotLogged(t, srv.APIURL(), "#general", 5*time.Second)
+	m := withImages(sampleEvents(t)["prediction-succeeded"])
+	ref, err := s.Notify(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 || ref != msgs[0].TS {
+		t.Fatalf("ref %q, messages %+v: want one message, with that ts", ref, msgs)
+	}
+	files := srv.Files()
+	if len(files) != 2 {
+		t.Fatalf("%d files shared, want 2", len(files))
+	}
+	for i, f := range files {
+		want := m.Attachments[i]
+		if f.Name != want.Name || f.Title != want.Name || !bytes.Equal(f.Data, want.Data) {
+			t.Errorf("file %d: %q titled %q, %d bytes; want %q, %d bytes", i, f.Name, f.Title, len(f.Data), want.Name, len(want.Data))
+		}
+		if f.Channel != slacktest.Channel || f.ThreadTS != ref {
+			t.Errorf("file %d in channel %q, thread %q; want %q, %q", i, f.Channel, f.ThreadTS, slacktest.Channel, ref)
+		}
+	}
+	// Two files: two upload URLs, two uploads, one completion.
+	if n, f := srv.Requests(), srv.FileRequests(); n != 1 || f != 5 {
+		t.Errorf("%d message and %d file requests, want 1 and 5", n, f)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("logged: %s", logs)
+	}
+}
+
+// TestSlackWebhookIgnoresAttachments: a webhook cannot upload; the message goes out as it would
+// without attachments, with its image links, and nothing is uploaded.
+func TestSlackWebhookIgnoresAttachments(t *testing.T) {
+	srv := slacktest.NewServer()
+	defer srv.Close()
+	s := newWebhook(t, srv.WebhookURL(), 5*time.Second)
+	ev := sampleEvents(t)["prediction-succeeded"]
+	ref, err := s.Notify(context.Background(), withImages(ev))
+	if err != nil || ref != "" {
+		t.Fatalf("ref %q, err %v", ref, err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	want, _ := json.Marshal(slackBlocks(message(ev), true))
+	if !jsonEqual(t, msgs[0].Blocks, want) {
+		t.Errorf("blocks differ from the message without attachments: %s", msgs[0].Blocks)
+	}
+	blocks, err := msgs[0].DecodeBlocks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var links []string
+	for _, b := range blocks.BlockSet {
+		if img, ok := b.(*slack.ImageBlock); ok {
+			links = append(links, img.ImageURL)
+		}
+	}
+	if strings.Join(links, " ") != strings.Join(ev.Images(), " ") {
+		t.Errorf("image links %q, want %q", links, ev.Images())
+	}
+	if n := srv.FileRequests(); n != 0 || len(srv.Files()) != 0 {
+		t.Errorf("%d file requests, %d files in webhook mode", n, len(srv.Files()))
+	}
+}
+
+// TestSlackUploadFailure: once the message is out, no failure of the upload makes Notify fail,
+// which would have the dispatcher post the message again. Each file left out is logged with
+// Slack's reason, and the files that could be uploaded still are.
+func TestSlackUploadFailure(t *testing.T) {
+	tests := []struct {
+		name      string
+		step      string
+		n         int
+		failure   slacktest.Failure
+		timeout   time.Duration
+		wantFiles []string // the files shared
+		wantLog   []string // in the log
+	}{
+		{name: "no files:write scope", step: slacktest.GetUploadURLPath, n: 2, failure: slacktest.Failure{APIError: "missing_scope"},
+			wantLog: []string{"file=out-0.png", "file=out-1.png", "step=files.getUploadURLExternal", "err=missing_scope"}},
+		{name: "getUploadURLExternal 503", step: slacktest.GetUploadURLPath, n: 2, failure: slacktest.Failure{Status: 503},
+			wantLog: []string{"file=out-0.png", "file=out-1.png", `err="503 Service Unavailable"`}},
+		{name: "one file refused at upload", step: slacktest.UploadPath, n: 1, failure: slacktest.Failure{Status: 500},
+			wantFiles: []string{"out-1.png"}, wantLog: []string{"file=out-0.png", "step=upload", `err="500 Internal Server Error"`}},
+		{name: "upload hangs past the timeout", step: slacktest.UploadPath, n: 2, failure: slacktest.Failure{Delay: 10 * time.Second}, timeout: 300 * time.Millisecond,
+			wantLog: []string{"file=out-0.png", "file=out-1.png", "context deadline exceeded"}},
+		{name: "not in channel", step: slacktest.CompleteUploadPath, n: 1, failure: slacktest.Failure{APIError: "not_in_channel"},
+			wantLog: []string{"file=out-0.png", "file=out-1.png", "step=files.completeUploadExternal", "err=not_in_channel"}},
+		{name: "completeUploadExternal rate limited", step: slacktest.CompleteUploadPath, n: 1, failure: slacktest.Failure{RetryAfter: 30},
+			wantLog: []string{"file=out-0.png", "file=out-1.png", "ratelimited"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := slacktest.NewServer()
+			defer srv.Close()
+			srv.FailNextFile(tt.step, tt.n, tt.failure)
+			timeout := tt.timeout
+			if timeout == 0 {
+				timeout = 5 * time.Second
+			}
+			s, logs := newBotLogged(t, srv.APIURL(), slacktest.Channel, timeout)
+			ref, err := s.Notify(context.Background(), withImages(sampleEvents(t)["prediction-succeeded"]))
+			if err != nil {
+				t.Fatalf("Notify failed after the message went out: %v", err)
+			}
+			msgs := srv.Messages()
+			if len(msgs) != 1 || ref != msgs[0].TS || srv.Requests() != 1 {
+				t.Fatalf("ref %q, %d messages in %d requests: want the one message's ts", ref, len(msgs), srv.Requests())
+			}
+			if got := strings.Join(fileNames(srv.Files()), ","); got != strings.Join(tt.wantFiles, ",") {
+				t.Errorf("files shared %q, want %q", got, tt.wantFiles)
+			}
+			out := logs.String()
+			if !strings.Contains(out, "level=WARN") {
+				t.Errorf("no warning logged: %s", out)
+			}
+			for _, want := range tt.wantLog {
+				if !strings.Contains(out, want) {
+					t.Errorf("log lacks %q: %s", want, out)
+				}
+			}
+			for _, name := range tt.wantFiles {
+				if strings.Contains(out, "file="+name) {
+					t.Errorf("log names %s, which was shared: %s", name, out)
+				}
+			}
+			checkNoSecrets(t, out)
+		})
+	}
+}
+
+// TestSlackAttachmentLimits: files without data are not uploaded, nor those larger than Slack
+// takes, nor those past slackMaxFiles; the ones left out for their size or number are logged.
+// Names are made safe and distinct.
+func TestSlackAttachmentLimits(t *testing.T) {
+	srv := slacktest.NewServer()
+	defer srv.Close()
+	s, logs := newBotLogged(t, srv.APIURL(), slacktest.Channel, 5*time.Second)
+	s.maxFile = 1000
+	atts := []relay.Attachment{
+		{Name: "empty.png"},
+		{Name: "big.png", Data: make([]byte, 1001)},
+		{Name: "fits.png", Data: bytes.Repeat([]byte{7}, 1000)},
+		{Name: "../../dup.png", Data: []byte("a")},
+		{Name: "dup.png", Data: []byte("b")},
+	}
+	for i := range 8 {
+		atts = append(atts, relay.Attachment{Name: fmt.Sprintf("many-%d.png", i), Data: []byte{byte(i)}})
+	}
+	m := plainMessage()
+	m.Attachments = atts
+	ref, err := s.Notify(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := srv.Files()
+	want := []string{"fits.png", "dup.png", "dup-1.png", "many-0.png", "many-1.png", "many-2.png", "many-3.png", "many-4.png", "many-5.png", "many-6.png"}
+	if got := fileNames(files); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("files %q, want %q", got, want)
+	}
+	if len(files) != slackMaxFiles || len(files[0].Data) != 1000 || string(files[2].Data) != "b" || files[9].ThreadTS != ref {
+		t.Errorf("files %+v", files)
+	}
+	out := logs.String()
+	for _, w := range []string{"file=big.png", "max_bytes=1000", "file=many-7.png", "max_files=10"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("log lacks %q: %s", w, out)
+		}
+	}
+	if strings.Contains(out, "empty.png") {
+		t.Errorf("a file without data is logged: %s", out)
+	}
+}
+
+// TestSlackUploadSecretsNeverLeak drives the upload's failures through servers that misbehave:
+// one that echoes the request, token included, in its error codes, and one that hands out an
+// upload URL slack-go will not send the token to. Neither the token nor the upload URL shows
+// up in the log, and Notify does not fail.
+func TestSlackUploadSecretsNeverLeak(t *testing.T) {
+	const uploadSecret = "s3cr3t-upl0ad-s1gnature"
+	refused := refusedURL(t)
+	tests := []struct {
+		name  string
+		serve func(w http.ResponseWriter, r *http.Request, body []byte) bool // true when it answered
+	}{
+		{"echoing getUploadURLExternal", func(w http.ResponseWriter, r *http.Request, body []byte) bool {
+			if r.URL.Path != slacktest.GetUploadURLPath {
+				return false
+			}
+			fmt.Fprintf(w, `{"ok":false,"error":%q}`, "bad request "+string(body)+" "+r.Header.Get("Authorization"))
+			return true
+		}},
+		{"echoing completeUploadExternal", func(w http.ResponseWriter, r *http.Request, body []byte) bool {
+			if r.URL.Path != slacktest.CompleteUploadPath {
+				return false
+			}
+			form, _ := url.ParseQuery(string(body))
+			fmt.Fprintf(w, `{"ok":false,"error":%q}`, "bad token "+form.Get("token")+" in "+string(body))
+			return true
+		}},
+		{"upload URL elsewhere", func(w http.ResponseWriter, r *http.Request, body []byte) bool {
+			if r.URL.Path != slacktest.GetUploadURLPath {
+				return false
+			}
+			u := refused + slacktest.UploadPath + "UP1?sig=" + uploadSecret
+			fmt.Fprintf(w, `{"ok":true,"upload_url":%q,"file_id":"F1"}`, u)
+			return true
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := slacktest.NewHandler()
+			defer h.Close()
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				if !tt.serve(w, r, body) {
+					r.Body = io.NopCloser(bytes.NewReader(body))
+					h.ServeHTTP(w, r)
+				}
+			}))
+			defer front.Close()
+			s, logs := newBotLogged(t, front.URL+slacktest.APIPath, slacktest.Channel, 2*time.Second)
+			ref, err := s.Notify(context.Background(), withImages(sampleEvents(t)["prediction-succeeded"]))
+			if err != nil || ref == "" || len(h.Messages()) != 1 {
+				t.Fatalf("ref %q, err %v, %d messages", ref, err, len(h.Messages()))
+			}
+			out := logs.String()
+			if !strings.Contains(out, "file=out-0.png") || !strings.Contains(out, "file=out-1.png") {
+				t.Errorf("log does not name both files: %s", out)
+			}
+			if !strings.Contains(out, redacted) {
+				t.Errorf("nothing was redacted; did the secret reach the log at all? %s", out)
+			}
+			checkNoSecrets(t, out, uploadSecret, strings.TrimPrefix(refused, "http://"))
+		})
 	}
 }

@@ -1,7 +1,9 @@
-// Package slacktest is a local stand-in for Slack's incoming webhooks and the Web API's
-// chat.postMessage. It answers the way Slack does (status codes, error codes in bodies,
-// Retry-After, Block Kit validation), records every message it accepts, and fails on demand, so
-// that notifier tests and benchmarks run against something realistic without a network.
+// Package slacktest is a local stand-in for Slack's incoming webhooks, the Web API's
+// chat.postMessage and its file upload flow (files.getUploadURLExternal, the upload URL,
+// files.completeUploadExternal). It answers the way Slack does (status codes, error codes in
+// bodies, Retry-After, Block Kit validation), records every message and file it accepts, and
+// fails on demand, so that notifier tests and benchmarks run against something realistic without
+// a network.
 //
 // Server serves it on a loopback httptest server; Handler serves it anywhere (a benchmark's own
 // listener, say). Neither needs a *testing.T.
@@ -119,6 +121,14 @@ type Handler struct {
 	buckets  map[string]*bucket
 	nextTS   int64
 
+	// The file upload flow: see files.go.
+	uploads      map[string]*upload   // file ID → an upload not yet completed
+	uploadIDs    map[string]*upload   // upload ID (in the upload URL's path) → the same uploads
+	files        inbox.Inbox[File]    // files shared by files.completeUploadExternal
+	fileFailures map[string][]Failure // step path → scripted failures
+	fileRequests int
+	nextFile     int
+
 	done      chan struct{} // closed by Close, to release held requests
 	closeOnce sync.Once
 }
@@ -138,9 +148,16 @@ func (h *Handler) reset() {
 	h.rate = 0
 	h.buckets = map[string]*bucket{}
 	h.nextTS = firstTS
+	h.uploads = map[string]*upload{}
+	h.uploadIDs = map[string]*upload{}
+	h.files.Reset()
+	h.fileFailures = map[string][]Failure{}
+	h.fileRequests = 0
+	h.nextFile = 0
 }
 
-// Reset forgets messages, scripted failures, the rate limit and added channels.
+// Reset forgets messages, files, uploads under way, scripted failures, the rate limit and added
+// channels.
 func (h *Handler) Reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -162,7 +179,8 @@ func (h *Handler) AddChannel(id, name string) {
 }
 
 // FailNext scripts the next n requests to the webhook or chat.postMessage to fail with f,
-// replacing any failures still scripted: FailNext(0, Failure{}) cancels them.
+// replacing any failures still scripted: FailNext(0, Failure{}) cancels them. The file upload
+// flow has failures of its own: see FailNextFile.
 func (h *Handler) FailNext(n int, f Failure) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -197,7 +215,7 @@ func (h *Handler) Messages() []Message {
 }
 
 // Requests is the number of requests made to the webhook and chat.postMessage, failed ones
-// included.
+// included. Requests to the file upload flow are counted by FileRequests.
 func (h *Handler) Requests() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -243,6 +261,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !h.scripted(w, r, true) {
 			h.servePostMessage(w, r, body)
 		}
+	case p == GetUploadURLPath, p == CompleteUploadPath:
+		if r.Method != http.MethodPost {
+			writeAPIError(w, "invalid_request", nil)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			writeAPIError(w, "request_too_large", nil)
+			return
+		}
+		if h.scriptedFile(w, r, p, true) {
+			return
+		}
+		if p == GetUploadURLPath {
+			h.serveGetUploadURL(w, r, body)
+		} else {
+			h.serveCompleteUpload(w, r, body)
+		}
+	case strings.HasPrefix(p, UploadPath):
+		if r.Method != http.MethodPost {
+			writeText(w, http.StatusMethodNotAllowed, "invalid_method")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxUploadBody))
+		if err != nil {
+			writeText(w, http.StatusRequestEntityTooLarge, "request_too_large")
+			return
+		}
+		if !h.scriptedFile(w, r, UploadPath, false) {
+			h.serveUpload(w, r, body)
+		}
 	case strings.HasPrefix(p, "/services/"):
 		// Slack's answer for a webhook that does not exist or was removed.
 		writeText(w, http.StatusNotFound, "no_service")
@@ -281,17 +330,8 @@ func (h *Handler) servePostMessage(w http.ResponseWriter, r *http.Request, body 
 		writeAPIError(w, code, nil)
 		return
 	}
-	token := p.Token
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		token = strings.TrimPrefix(auth, "Bearer ")
-	}
-	switch token {
-	case "":
-		writeAPIError(w, "not_authed", nil)
-		return
-	case Token:
-	default:
-		writeAPIError(w, "invalid_auth", nil)
+	if code := authError(r, p.Token); code != "" {
+		writeAPIError(w, code, nil)
 		return
 	}
 	h.mu.Lock()
@@ -329,8 +369,24 @@ func (h *Handler) servePostMessage(w http.ResponseWriter, r *http.Request, body 
 	writeJSON(w, http.StatusOK, answer)
 }
 
-// scripted answers r with the next scripted failure, if any, and reports whether it did. The
-// body must have been read already: only then does the server notice a client that gives up.
+// authError checks a Web API call's token, from the Authorization header or else the token
+// field, and returns Slack's error code when it is missing or wrong.
+func authError(r *http.Request, token string) string {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		token = strings.TrimPrefix(auth, "Bearer ")
+	}
+	switch token {
+	case "":
+		return "not_authed"
+	case Token:
+		return ""
+	}
+	return "invalid_auth"
+}
+
+// scripted answers a message request with the next scripted failure, if any, and reports
+// whether it did. The body must have been read already: only then does the server notice a
+// client that gives up.
 func (h *Handler) scripted(w http.ResponseWriter, r *http.Request, api bool) bool {
 	h.mu.Lock()
 	h.requests++
@@ -341,7 +397,12 @@ func (h *Handler) scripted(w http.ResponseWriter, r *http.Request, api bool) boo
 	f := h.failures[0]
 	h.failures = h.failures[1:]
 	h.mu.Unlock()
+	return h.fail(w, r, f, api)
+}
 
+// fail answers r with f and reports whether it did; with only a Delay, it waits and leaves the
+// answer to the normal handling.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f Failure, api bool) bool {
 	if f.Delay > 0 {
 		t := time.NewTimer(f.Delay)
 		defer t.Stop()

@@ -1,13 +1,16 @@
 package slacktest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -326,5 +329,348 @@ func TestHandler(t *testing.T) {
 	}
 	if msgs := h.Messages(); len(msgs) != 1 || msgs[0].Text != "direct" {
 		t.Errorf("messages %+v", msgs)
+	}
+}
+
+// getUploadURL asks the stand-in for an upload URL and returns it with the file ID.
+func getUploadURL(t *testing.T, s *Server, name string, length int) (uploadURL, fileID string) {
+	t.Helper()
+	form := url.Values{"filename": {name}, "length": {strconv.Itoa(length)}}.Encode()
+	status, _, body := post(t, s, GetUploadURLPath, "application/x-www-form-urlencoded", form, bearer)
+	var r struct {
+		OK        bool   `json:"ok"`
+		UploadURL string `json:"upload_url"`
+		FileID    string `json:"file_id"`
+	}
+	if err := json.Unmarshal([]byte(body), &r); status != 200 || err != nil || !r.OK {
+		t.Fatalf("files.getUploadURLExternal: %d %s", status, body)
+	}
+	return r.UploadURL, r.FileID
+}
+
+// uploadPath is the part of an upload URL after the server's base URL, for post.
+func uploadPath(t *testing.T, s *Server, uploadURL string) string {
+	t.Helper()
+	if !strings.HasPrefix(uploadURL, s.URL()+UploadPath) {
+		t.Fatalf("upload URL %q is not on the stand-in", uploadURL)
+	}
+	return strings.TrimPrefix(uploadURL, s.URL())
+}
+
+// complete calls files.completeUploadExternal and returns the error code, "" for ok.
+func complete(t *testing.T, s *Server, args url.Values) string {
+	t.Helper()
+	status, _, body := post(t, s, CompleteUploadPath, "application/x-www-form-urlencoded", args.Encode(), bearer)
+	var r struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &r); status != 200 || err != nil {
+		t.Fatalf("files.completeUploadExternal: %d %s", status, body)
+	}
+	if r.OK {
+		return ""
+	}
+	return r.Error
+}
+
+// TestFileUploadWithSlackGo drives the whole flow with slack-go's own client, into the thread of
+// a message posted first.
+func TestFileUploadWithSlackGo(t *testing.T) {
+	s := NewServer()
+	defer s.Close()
+	ctx := context.Background()
+	api := slack.New(Token, slack.OptionAPIURL(s.APIURL()))
+	ch, ts, err := api.PostMessageContext(ctx, "#general", slack.MsgOptionText("outputs", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	contents := map[string][]byte{"a.png": []byte("\x89PNG first"), "b.webp": []byte("RIFF second file")}
+	var sent []slack.FileSummary
+	for _, name := range []string{"a.png", "b.webp"} {
+		u, err := api.GetUploadURLExternalContext(ctx, slack.GetUploadURLExternalParameters{FileName: name, FileSize: len(contents[name])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := api.UploadToURL(ctx, slack.UploadToURLParameters{UploadURL: u.UploadURL, Reader: bytes.NewReader(contents[name]), Filename: name}); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, slack.FileSummary{ID: u.FileID, Title: "title of " + name})
+	}
+	resp, err := api.CompleteUploadExternalContext(ctx, slack.CompleteUploadExternalParameters{Files: sent, Channel: ch, ThreadTimestamp: ts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Files) != 2 || resp.Files[0].ID != sent[0].ID || resp.Files[1].Title != "title of b.webp" {
+		t.Errorf("answer %+v", resp.Files)
+	}
+	files, err := s.WaitForFiles(2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"a.png", "b.webp"} {
+		f := files[i]
+		if f.ID != sent[i].ID || f.Name != name || f.Title != "title of "+name || !bytes.Equal(f.Data, contents[name]) ||
+			f.Channel != Channel || f.ThreadTS != ts || f.Time.IsZero() {
+			t.Errorf("file %d: %+v", i, f)
+		}
+	}
+	if n := len(s.Messages()); n != 1 {
+		t.Errorf("%d messages, want the one posted (files are not messages)", n)
+	}
+	if n := s.FileRequests(); n != 5 {
+		t.Errorf("%d file requests, want 5", n)
+	}
+	if n := s.Requests(); n != 1 {
+		t.Errorf("%d message requests, want 1", n)
+	}
+}
+
+func TestGetUploadURL(t *testing.T) {
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		header      http.Header
+		wantError   string // "" for ok
+	}{
+		{"form with bearer", "application/x-www-form-urlencoded", "filename=out.png&length=12", bearer, ""},
+		{"form with token", "application/x-www-form-urlencoded", url.Values{"token": {Token}, "filename": {"out.png"}, "length": {"12"}}.Encode(), nil, ""},
+		{"JSON", "application/json", `{"filename":"out.png","length":12}`, bearer, ""},
+		{"no token", "application/x-www-form-urlencoded", "filename=out.png&length=12", nil, "not_authed"},
+		{"wrong token", "application/x-www-form-urlencoded", "filename=out.png&length=12", http.Header{"Authorization": {"Bearer xoxb-nope"}}, "invalid_auth"},
+		{"no filename", "application/x-www-form-urlencoded", "length=12", bearer, "invalid_arguments"},
+		{"blank filename", "application/x-www-form-urlencoded", "filename=+&length=12", bearer, "invalid_arguments"},
+		{"no length", "application/x-www-form-urlencoded", "filename=out.png", bearer, "invalid_arguments"},
+		{"length not a number", "application/x-www-form-urlencoded", "filename=out.png&length=twelve", bearer, "invalid_arguments"},
+		{"length zero", "application/x-www-form-urlencoded", "filename=out.png&length=0", bearer, "invalid_arguments"},
+		{"bad JSON", "application/json", `{`, bearer, "invalid_json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewServer()
+			defer s.Close()
+			status, _, body := post(t, s, GetUploadURLPath, tt.contentType, tt.body, tt.header)
+			var r struct {
+				OK        bool   `json:"ok"`
+				Error     string `json:"error"`
+				UploadURL string `json:"upload_url"`
+				FileID    string `json:"file_id"`
+			}
+			if err := json.Unmarshal([]byte(body), &r); status != 200 || err != nil {
+				t.Fatalf("%d %s", status, body)
+			}
+			if tt.wantError != "" {
+				if r.OK || r.Error != tt.wantError {
+					t.Errorf("got %s, want error %s", body, tt.wantError)
+				}
+				return
+			}
+			if !r.OK || r.FileID != "F00000001" || !strings.HasPrefix(r.UploadURL, s.URL()+UploadPath) || !strings.Contains(r.UploadURL, "?sig=") {
+				t.Errorf("got %s", body)
+			}
+		})
+	}
+}
+
+func TestUpload(t *testing.T) {
+	data := []byte("twelve bytes")
+	s := NewServer()
+	defer s.Close()
+	uploadURL, _ := getUploadURL(t, s, "out.png", len(data))
+	path := uploadPath(t, s, uploadURL)
+	u, _ := url.Parse(uploadURL)
+
+	// A multipart form, as slack-go sends it.
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, _ := mw.CreateFormFile("file", "out.png")
+	fw.Write(data)
+	mw.Close()
+
+	tests := []struct {
+		name        string
+		path        string
+		contentType string
+		body        string
+		wantStatus  int
+		wantBody    string
+	}{
+		{"unknown upload id", UploadPath + "UP99999999?" + u.RawQuery, "application/octet-stream", string(data), 404, "not_found"},
+		{"wrong signature", u.Path + "?sig=forged", "application/octet-stream", string(data), 404, "not_found"},
+		{"no signature", u.Path, "application/octet-stream", string(data), 404, "not_found"},
+		{"too short", path, "application/octet-stream", "short", 400, "length_mismatch: 5 bytes, 12 declared"},
+		{"form without a file", path, "multipart/form-data; boundary=x", "--x--\r\n", 400, "invalid_form_data"},
+		{"raw bytes", path, "application/octet-stream", string(data), 200, "OK - 12"},
+		{"multipart again", path, mw.FormDataContentType(), form.String(), 200, "OK - 12"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, body := post(t, s, tt.path, tt.contentType, tt.body, nil)
+			if status != tt.wantStatus || body != tt.wantBody {
+				t.Errorf("got %d %q, want %d %q", status, body, tt.wantStatus, tt.wantBody)
+			}
+		})
+	}
+	if n := len(s.Files()); n != 0 {
+		t.Errorf("%d files shared before files.completeUploadExternal", n)
+	}
+}
+
+func TestCompleteUpload(t *testing.T) {
+	data := []byte("png bytes")
+	// ready gets a file ID with its bytes uploaded.
+	ready := func(t *testing.T, s *Server) string {
+		uploadURL, id := getUploadURL(t, s, "out.png", len(data))
+		if status, _, body := post(t, s, uploadPath(t, s, uploadURL), "image/png", string(data), nil); status != 200 {
+			t.Fatalf("upload: %d %s", status, body)
+		}
+		return id
+	}
+	filesArg := func(ids ...string) string {
+		var list []map[string]string
+		for _, id := range ids {
+			list = append(list, map[string]string{"id": id})
+		}
+		b, _ := json.Marshal(list)
+		return string(b)
+	}
+	tests := []struct {
+		name      string
+		args      func(t *testing.T, s *Server) url.Values
+		wantError string
+		wantFiles int
+	}{
+		{"shared in a thread", func(t *testing.T, s *Server) url.Values {
+			return url.Values{"files": {filesArg(ready(t, s))}, "channel_id": {Channel}, "thread_ts": {"1700000000.000100"}}
+		}, "", 1},
+		{"private without a channel", func(t *testing.T, s *Server) url.Values {
+			return url.Values{"files": {filesArg(ready(t, s))}}
+		}, "", 1},
+		{"unknown file", func(t *testing.T, s *Server) url.Values {
+			return url.Values{"files": {filesArg("F404")}, "channel_id": {Channel}}
+		}, "file_not_found", 0},
+		{"not uploaded", func(t *testing.T, s *Server) url.Values {
+			_, id := getUploadURL(t, s, "out.png", len(data))
+			return url.Values{"files": {filesArg(id)}, "channel_id": {Channel}}
+		}, "file_not_found", 0},
+		{"one of two unknown", func(t *testing.T, s *Server) url.Values {
+			return url.Values{"files": {filesArg(ready(t, s), "F404")}, "channel_id": {Channel}}
+		}, "file_not_found", 0},
+		{"same file twice", func(t *testing.T, s *Server) url.Values {
+			id := ready(t, s)
+			return url.Values{"files": {filesArg(id, id)}, "channel_id": {Channel}}
+		}, "file_not_found", 0},
+		{"channel name", func(t *testing.T, s *Server) url.Values {
+			return url.Values{"files": {filesArg(ready(t, s))}, "channel_id": {ChannelName}}
+		}, "channel_not_found", 0},
+		{"unknown channel", func(t *testing.T, s *Server) url.Values {
+			return url.Values{"files": {filesArg(ready(t, s))}, "channel_id": {"C404"}}
+		}, "channel_not_found", 0},
+		{"no files", func(t *testing.T, s *Server) url.Values {
+			return url.Values{"channel_id": {Channel}}
+		}, "invalid_arguments", 0},
+		{"files not JSON", func(t *testing.T, s *Server) url.Values {
+			return url.Values{"files": {"F00000001"}, "channel_id": {Channel}}
+		}, "invalid_arguments", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewServer()
+			defer s.Close()
+			args := tt.args(t, s)
+			if got := complete(t, s, args); got != tt.wantError {
+				t.Fatalf("error %q, want %q", got, tt.wantError)
+			}
+			files := s.Files()
+			if len(files) != tt.wantFiles {
+				t.Fatalf("%d files shared, want %d", len(files), tt.wantFiles)
+			}
+			if tt.wantFiles == 0 {
+				return
+			}
+			f := files[0]
+			if f.Name != "out.png" || f.Title != "out.png" || !bytes.Equal(f.Data, data) ||
+				f.Channel != args.Get("channel_id") || f.ThreadTS != args.Get("thread_ts") {
+				t.Errorf("file %+v", f)
+			}
+			// A file is completed once; its upload URL is spent too.
+			if got := complete(t, s, args); got != "file_not_found" {
+				t.Errorf("completed again: %q, want file_not_found", got)
+			}
+		})
+	}
+}
+
+func TestFailNextFile(t *testing.T) {
+	s := NewServer()
+	defer s.Close()
+	s.FailNextFile(GetUploadURLPath, 3, Failure{Status: 503})
+	s.FailNextFile(GetUploadURLPath, 0, Failure{}) // cancels the above
+	s.FailNextFile(GetUploadURLPath, 1, Failure{APIError: "missing_scope"})
+	s.FailNextFile(UploadPath, 1, Failure{Status: 500})
+	s.FailNextFile(CompleteUploadPath, 1, Failure{RetryAfter: 3})
+
+	form := "filename=out.png&length=2"
+	if _, _, body := post(t, s, GetUploadURLPath, "application/x-www-form-urlencoded", form, bearer); body != `{"error":"missing_scope","ok":false}` {
+		t.Errorf("files.getUploadURLExternal failure: %s", body)
+	}
+	uploadURL, id := getUploadURL(t, s, "out.png", 2)
+	path := uploadPath(t, s, uploadURL)
+	if status, _, body := post(t, s, path, "image/png", "ab", nil); status != 500 || body != "internal_error" {
+		t.Errorf("upload failure: %d %q", status, body)
+	}
+	if status, _, body := post(t, s, path, "image/png", "ab", nil); status != 200 || body != "OK - 2" {
+		t.Errorf("upload after the failure: %d %q", status, body)
+	}
+	args := url.Values{"files": {`[{"id":"` + id + `"}]`}, "channel_id": {Channel}}.Encode()
+	if status, retryAfter, _ := post(t, s, CompleteUploadPath, "application/x-www-form-urlencoded", args, bearer); status != 429 || retryAfter != "3" {
+		t.Errorf("files.completeUploadExternal failure: %d, Retry-After %q", status, retryAfter)
+	}
+	if got := complete(t, s, url.Values{"files": {`[{"id":"` + id + `"}]`}, "channel_id": {Channel}}); got != "" {
+		t.Errorf("completing after the failure: %q", got)
+	}
+	if n := len(s.Files()); n != 1 {
+		t.Errorf("%d files, want 1", n)
+	}
+	if n := s.FileRequests(); n != 6 {
+		t.Errorf("%d file requests, want 6", n)
+	}
+	// The message requests have failures of their own, untouched by the file flow's.
+	s.FailNext(1, Failure{APIError: "is_archived"})
+	if _, _, body := post(t, s, GetUploadURLPath, "application/x-www-form-urlencoded", form, bearer); !strings.Contains(body, `"ok":true`) {
+		t.Errorf("a message failure applied to the file flow: %s", body)
+	}
+	if n := s.Requests(); n != 0 {
+		t.Errorf("%d message requests, want 0", n)
+	}
+
+	s.Reset()
+	if s.FileRequests() != 0 || len(s.Files()) != 0 {
+		t.Errorf("after Reset: %d file requests, %d files", s.FileRequests(), len(s.Files()))
+	}
+	if status, _, _ := post(t, s, path, "image/png", "ab", nil); status != 404 {
+		t.Errorf("upload URL after Reset: %d, want 404", status)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("FailNextFile on an unknown step did not panic")
+		}
+	}()
+	s.FailNextFile(PostMessagePath, 1, Failure{})
+}
+
+// TestFileUploadHang: an upload held past the client's timeout records nothing.
+func TestFileUploadHang(t *testing.T) {
+	s := NewServer()
+	defer s.Close()
+	uploadURL, id := getUploadURL(t, s, "out.png", 2)
+	s.FailNextFile(UploadPath, 1, Failure{Delay: time.Hour})
+	client := &http.Client{Timeout: 50 * time.Millisecond}
+	if _, err := client.Post(uploadURL, "image/png", strings.NewReader("ab")); err == nil {
+		t.Fatal("no timeout")
+	}
+	if got := complete(t, s, url.Values{"files": {`[{"id":"` + id + `"}]`}, "channel_id": {Channel}}); got != "file_not_found" {
+		t.Errorf("completing a file whose upload was dropped: %q, want file_not_found", got)
 	}
 }
