@@ -33,13 +33,19 @@ notify = ["email"]
 `, smtp.Host(), smtp.Port())
 }
 
-func TestE2EEmail(t *testing.T) {
-	slack := newSlack(t)
-	smtp, err := smtptest.NewServer()
+func newSMTP(t *testing.T) *smtptest.Server {
+	t.Helper()
+	s, err := smtptest.NewServer()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(smtp.Close)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestE2EEmail(t *testing.T) {
+	slack := newSlack(t)
+	smtp := newSMTP(t)
 	db := filepath.Join(t.TempDir(), "relay.db")
 	in := start(t, e2eConfig(t, db, slack.WebhookURL(), emailConfig(t, smtp)))
 
@@ -84,11 +90,7 @@ func TestE2EEmail(t *testing.T) {
 
 func TestE2EEmailServerDownThenBack(t *testing.T) {
 	slack := newSlack(t)
-	smtp, err := smtptest.NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(smtp.Close)
+	smtp := newSMTP(t)
 	db := filepath.Join(t.TempDir(), "relay.db")
 	smtp.Stop()
 	in := start(t, e2eConfig(t, db, slack.WebhookURL(), emailConfig(t, smtp)))
@@ -123,5 +125,45 @@ func TestE2EEmailServerDownThenBack(t *testing.T) {
 		if d.State != relay.Sent {
 			t.Errorf("delivery to %s is %s: %s", d.Notifier, d.State, d.LastError)
 		}
+	}
+}
+
+// TestE2EEmailSMTPReplies shows a temporary SMTP refusal (4xx) retried until the message is
+// accepted once, and a permanent one (5xx) ending the delivery dead with the server's reply.
+func TestE2EEmailSMTPReplies(t *testing.T) {
+	slack := newSlack(t)
+	smtp := newSMTP(t)
+	db := filepath.Join(t.TempDir(), "relay.db")
+	in := start(t, e2eConfig(t, db, slack.WebhookURL(), emailConfig(t, smtp)))
+
+	smtp.FailNext(2, smtptest.Reply{Code: 451, Enhanced: "4.3.0", Message: "try again later"})
+	s := sample(t, "training-succeeded.json")
+	if code, body := in.post(t, "?kind=training", s.MessageID, s.Body); code != 200 {
+		t.Fatalf("post: %d %s", code, body)
+	}
+	if _, err := smtp.WaitFor(1, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range settled(t, db, 10*time.Second) {
+		if d.Notifier == "email" && (d.State != relay.Sent || d.Attempts != 2) {
+			t.Errorf("email delivery %s after %d failed attempts, want sent after 2: %s", d.State, d.Attempts, d.LastError)
+		}
+	}
+
+	smtp.FailNext(1, smtptest.Reply{Code: 554, Enhanced: "5.7.1", Message: "message rejected as spam"})
+	if code, body := in.post(t, "?kind=training", "msg_rejected", withID(t, s.Body, "t-rejected")); code != 200 {
+		t.Fatalf("post: %d %s", code, body)
+	}
+	var dead []relay.DeliveryInfo
+	for _, d := range settled(t, db, 10*time.Second) {
+		if d.Notifier == "email" && d.State == relay.Dead {
+			dead = append(dead, d)
+		}
+	}
+	if len(dead) != 1 || dead[0].Attempts != 1 || !strings.Contains(dead[0].LastError, "554") || !strings.Contains(dead[0].LastError, "rejected as spam") {
+		t.Fatalf("want one dead email delivery after 1 attempt with the server's 554 reply, got %+v", deliveries(t, db))
+	}
+	if n := len(smtp.Messages()); n != 1 {
+		t.Errorf("the server accepted %d messages, want 1", n)
 	}
 }

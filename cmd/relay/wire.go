@@ -3,17 +3,20 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
 
 	"github.com/mlrelay/relay/notifiers"
 	"github.com/mlrelay/relay/relay"
+	"github.com/mlrelay/relay/relay/attach"
 	"github.com/mlrelay/relay/relay/config"
 	"github.com/mlrelay/relay/relay/sqlite"
 	"github.com/mlrelay/relay/templates"
@@ -89,6 +92,10 @@ func buildDestinations(cfg *config.Config, stdout io.Writer, log *slog.Logger) (
 	sort.Strings(names)
 	out := make(map[string]*relay.Destination, len(names))
 	var errs []error
+	client, err := downloadClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: attachments.ca_file: %w", cfg.Source, err)
+	}
 	for _, name := range names {
 		declared := cfg.Notifiers[name]
 		n, err := cfg.Resolve(name)
@@ -99,7 +106,7 @@ func buildDestinations(cfg *config.Config, stdout io.Writer, log *slog.Logger) (
 		if n.Name != name {
 			log.Warn("notifier not configured; using its fallback", "notifier", name, "fallback", n.Name, "hint", declared.Hint())
 		}
-		impl, err := newNotifier(n, stdout)
+		impl, err := newNotifier(n, stdout, log.With("notifier", name))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: notifiers.%s: %w", cfg.Source, n.Name, err))
 			continue
@@ -110,12 +117,49 @@ func buildDestinations(cfg *config.Config, stdout io.Writer, log *slog.Logger) (
 			fb := cfg.Notifiers[n.Name]
 			out[name].Rate, out[name].Burst = fb.Rate, fb.Burst
 		}
+		if attaches(n) {
+			out[name].Attach = attach.New(attach.Options{
+				Hosts:    cfg.Attachments.HostList(),
+				MaxBytes: int64(n.AttachMaxSize),
+				MaxFiles: n.AttachMaxFiles,
+				Timeout:  cfg.Attachments.Timeout.D(),
+				Client:   client,
+			})
+		}
 	}
 	return out, errors.Join(errs...)
 }
 
+// attaches reports whether the notifier that sends (after fallback) sends output files: it asks
+// for them, and it can. Slack uploads files only with a bot token; through a webhook it keeps
+// links, and downloading would be wasted.
+func attaches(n *config.Notifier) bool {
+	if !n.Attach {
+		return false
+	}
+	switch n.Type {
+	case "discord", "email":
+		return true
+	case "slack":
+		return n.Slack.Token != ""
+	}
+	return false
+}
+
+// downloadClient is the HTTP client output files are downloaded with: the default transport,
+// trusting [attachments] ca_file's authorities too when it is set.
+func downloadClient(cfg *config.Config) (*http.Client, error) {
+	pool, err := cfg.Attachments.CertPool()
+	if err != nil || pool == nil {
+		return nil, err
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: t}, nil
+}
+
 // newNotifier is the one place that knows every notifier type.
-func newNotifier(n *config.Notifier, stdout io.Writer) (relay.Notifier, error) {
+func newNotifier(n *config.Notifier, stdout io.Writer, log *slog.Logger) (relay.Notifier, error) {
 	switch n.Type {
 	case "console":
 		w := stdout
@@ -157,6 +201,7 @@ func newNotifier(n *config.Notifier, stdout io.Writer) (relay.Notifier, error) {
 			Timeout:    s.Timeout.D(),
 			Username:   s.Username,
 			IconEmoji:  s.IconEmoji,
+			Log:        log,
 		})
 	}
 	return nil, fmt.Errorf("unknown notifier type %q", n.Type)
