@@ -11,8 +11,9 @@ import (
 )
 
 // Check renders every set for every target it has with sample events of each kind and status,
-// so that a template error text/template only finds when executing (a misspelt field, a
-// function given the wrong type) fails at start-up rather than at the first delivery.
+// and every digest set with sample digests (CheckDigests), so that a template error
+// text/template only finds when executing (a misspelt field, a function given the wrong type)
+// fails at start-up rather than at the first delivery.
 func (s *Set) Check() error {
 	events, err := SampleEvents()
 	if err != nil {
@@ -32,6 +33,7 @@ func (s *Set) Check() error {
 			}
 		}
 	}
+	errs = append(errs, s.CheckDigests())
 	return errors.Join(errs...)
 }
 

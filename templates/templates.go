@@ -148,7 +148,7 @@ func Load(dir string) (*Set, error) {
 	seen := map[string]bool{}
 	for _, t := range root.Templates() {
 		set, target, part, ok := splitName(t.Name())
-		if ok && targets[target] != nil && (part == "title" || part == "body") && !seen[set] {
+		if ok && targets[target] != nil && (part == "title" || part == "body") && !seen[set] && !isDigestSet(set) {
 			seen[set] = true
 			s.names = append(s.names, set)
 		}
@@ -259,15 +259,16 @@ func splitName(name string) (set, target, part string, ok bool) {
 	return "", "", "", false
 }
 
-// Names lists the sets that have a title or body for at least one known target, sorted.
+// Names lists the event sets that have a title or body for at least one known target, sorted.
+// Digest sets are listed by DigestNames.
 func (s *Set) Names() []string {
 	return append([]string(nil), s.names...)
 }
 
-// Has reports whether set can be rendered for target: the target is known and the set has
-// its title or body.
+// Has reports whether set can be rendered for target: the target is known, the set is not a
+// digest set, and it has its title or body.
 func (s *Set) Has(set, target string) bool {
-	return targets[target] != nil && (s.defined(set+"."+target+".title") || s.defined(set+"."+target+".body"))
+	return targets[target] != nil && !isDigestSet(set) && (s.defined(set+"."+target+".title") || s.defined(set+"."+target+".body"))
 }
 
 func (s *Set) defined(name string) bool {
@@ -284,6 +285,9 @@ func (s *Set) Render(set, target string, ev *relay.Event) (relay.Message, error)
 	}
 	if ev == nil {
 		return relay.Message{}, errors.New("render: no event")
+	}
+	if isDigestSet(set) {
+		return relay.Message{}, fmt.Errorf("template set %q is a digest set: it renders digests, not events", set)
 	}
 	if !s.Has(set, target) {
 		return relay.Message{}, fmt.Errorf("template set %q has no %s.title or %s.body", set, target, target)
