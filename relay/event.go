@@ -80,8 +80,13 @@ var parseOptions = json2.JoinOptions(json2.MatchCaseInsensitiveNames(true),
 // whose other fields are empty: use ParseEvent for anything that is stored or rendered.
 func ParseHead(body []byte, messageID string, kind string, meta map[string]string, received time.Time) (*Event, error) {
 	var h head
-	if err := json2.Unmarshal(body, &h, parseOptions); err != nil {
-		return nil, fmt.Errorf("malformed payload: %w", err)
+	// The fast path decodes only the members that may matter; whatever it cannot vouch for,
+	// or the decoder refuses in it, is decoded whole, so errors read the same either way.
+	if mini, ok := headMembers(body); !ok || json2.Unmarshal(mini, &h, parseOptions) != nil {
+		h = head{}
+		if err := json2.Unmarshal(body, &h, parseOptions); err != nil {
+			return nil, fmt.Errorf("malformed payload: %w", err)
+		}
 	}
 	ev := &Event{MessageID: messageID, Meta: meta, ReceivedAt: received}
 	ev.ID, ev.Model, ev.Version, ev.Status = h.ID, h.Model, h.Version, h.Status
