@@ -90,7 +90,7 @@ type Dispatcher struct {
 	log          *slog.Logger
 	now          func() time.Time
 	wake         chan struct{}
-	settles      *groupCommit[*Settlement] // set by Run for its workers
+	settles      chan settleReq // set by Run for its workers; see settleLoop
 }
 
 // NewDispatcher builds a dispatcher over destinations keyed by the notifier names rules use.
@@ -120,10 +120,15 @@ func (d *Dispatcher) Wake() {
 // Run dispatches until ctx is cancelled, then lets sends in flight finish (each bounded by
 // SendTimeout), gives back deliveries it claimed but did not start, and returns.
 func (d *Dispatcher) Run(ctx context.Context) {
-	// Outcomes are group-committed like events: one transaction for every worker that finished
-	// meanwhile, not one fsync per message.
-	d.settles = newGroupCommit(256, d.store.Settle, nil)
-	defer d.settles.close()
+	// Outcomes are recorded in batches by one goroutine (see settleLoop), which finishes the
+	// ones handed over before Run returns.
+	d.settles = make(chan settleReq, 1024)
+	settled := make(chan struct{})
+	go func() { d.settleLoop(); close(settled) }()
+	defer func() {
+		close(d.settles)
+		<-settled
+	}()
 	// Claim ahead: up to queueAhead deliveries per worker are leased and queued, and the queue
 	// is refilled when half of it has been sent, so that claims come in batches (each claim is
 	// a transaction) rather than one per free worker. A queued delivery whose lease runs short
@@ -316,39 +321,91 @@ func (d *Dispatcher) attach(ctx context.Context, log *slog.Logger, f Fetcher, dl
 	return files
 }
 
-// settle records an outcome under the delivery's lease, retrying briefly: if it cannot be
-// recorded, the lease expires and the delivery is attempted again (at least once, never lost).
-// If the lease was lost, another worker owns the delivery now and its outcome is the one that
-// counts: this one is dropped.
+// settleReq is an outcome handed to settleLoop.
+type settleReq struct {
+	s   *Settlement
+	dl  Delivery
+	log *slog.Logger
+}
+
+// settle hands an outcome to settleLoop, to be recorded under the delivery's lease, and returns
+// at once: the worker goes on to its next delivery while the outcome is committed together
+// with the others that finished meanwhile, rather than each waiting for a transaction (and an
+// fsync) of its own. Until the outcome is recorded the delivery stays claimed, so nobody sends
+// it again; if it cannot be recorded, the lease expires and the delivery is attempted again (at
+// least once, never lost).
 func (d *Dispatcher) settle(log *slog.Logger, dl Delivery, s Settlement) {
 	if s.At.IsZero() {
 		s.At = d.now()
 	}
 	s.Lease = dl.Lease()
+	d.settles <- settleReq{s: &s, dl: dl, log: log}
+}
+
+// settleBatch bounds the outcomes recorded in one transaction.
+const settleBatch = 256
+
+// settleLoop records handed-over outcomes until d.settles is closed and drained: whatever is
+// waiting when a transaction ends goes into the next one.
+func (d *Dispatcher) settleLoop() {
+	batch := make([]settleReq, 0, settleBatch)
+	items := make([]*Settlement, 0, settleBatch)
+	for r := range d.settles {
+		batch = append(batch[:0], r)
+	gather:
+		for len(batch) < settleBatch {
+			select {
+			case r, ok := <-d.settles:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		items = items[:0]
+		for _, r := range batch {
+			items = append(items, r.s)
+		}
+		d.record(batch, items)
+		clear(batch)
+		clear(items)
+	}
+}
+
+// record commits one batch of outcomes, retrying briefly, and logs what became of each. If the
+// batch cannot be committed, each delivery is retried when its lease expires. A delivery whose
+// lease was lost belongs to another worker now, whose outcome is the one that counts.
+func (d *Dispatcher) record(batch []settleReq, items []*Settlement) {
 	var err error
 	for try := range 3 {
 		if try > 0 {
 			time.Sleep(time.Duration(try) * 200 * time.Millisecond)
 		}
-		if err = d.settles.submit(context.Background(), &s); err != nil {
-			continue
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = d.store.Settle(ctx, items)
+		cancel()
+		if err == nil {
+			break
 		}
-		if s.Err != nil {
-			if errors.Is(s.Err, ErrNotClaimed) {
-				log.Warn("lease lost: another worker took the delivery over",
-					"state", s.State, "lease_until", dl.LeaseUntil, "last_error", s.LastError, "err", s.Err)
-				return
-			}
-			err = s.Err
-			continue
-		}
-		if s.State == Dead {
-			log.Error("delivery dead", "attempts", s.Attempts, "last_error", s.LastError)
-		}
-		return
 	}
-	log.Error("recording delivery outcome failed; it will be retried after its lease",
-		"state", s.State, "attempts", s.Attempts, "last_error", s.LastError, "err", err)
+	for _, r := range batch {
+		s := r.s
+		switch {
+		case err != nil:
+			r.log.Error("recording delivery outcome failed; it will be retried after its lease",
+				"state", s.State, "attempts", s.Attempts, "last_error", s.LastError, "err", err)
+		case errors.Is(s.Err, ErrNotClaimed):
+			r.log.Warn("lease lost: another worker took the delivery over",
+				"state", s.State, "lease_until", r.dl.LeaseUntil, "last_error", s.LastError, "err", s.Err)
+		case s.Err != nil:
+			r.log.Error("recording delivery outcome failed; it will be retried after its lease",
+				"state", s.State, "attempts", s.Attempts, "last_error", s.LastError, "err", s.Err)
+		case s.State == Dead:
+			r.log.Error("delivery dead", "attempts", s.Attempts, "last_error", s.LastError)
+		}
+	}
 }
 
 // Backoff is the delay before retry number attempts (1-based): exponential from min, capped at
