@@ -48,7 +48,7 @@ func (s *Store) Ingest(ctx context.Context, batch []*relay.Ingest) (err error) {
 	if len(batch) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx, true)
 	if err != nil {
 		return fmt.Errorf("sqlite: ingest: %w", err)
 	}
@@ -89,7 +89,7 @@ func (s *Store) Ingest(ctx context.Context, batch []*relay.Ingest) (err error) {
 // ingester records the events of one batch inside its transaction.
 type ingester struct {
 	ctx         context.Context
-	tx          *sql.Tx
+	tx          writeTx
 	now         int64
 	seen, stage *sql.Stmt
 

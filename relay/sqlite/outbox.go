@@ -60,7 +60,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 	if lease <= 0 {
 		return nil, fmt.Errorf("sqlite: claim: lease must be positive, got %v", lease)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx, false)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim: %w", err)
 	}
@@ -134,7 +134,7 @@ func (s *Store) Settle(ctx context.Context, batch []*relay.Settlement) (err erro
 	if len(batch) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx, false)
 	if err != nil {
 		return fmt.Errorf("sqlite: settle: %w", err)
 	}
@@ -171,7 +171,7 @@ func (s *Store) Settle(ctx context.Context, batch []*relay.Settlement) (err erro
 }
 
 // notClaimed explains why a settlement under l changed nothing.
-func notClaimed(ctx context.Context, tx *sql.Tx, l relay.Lease) (reason, err error) {
+func notClaimed(ctx context.Context, tx writeTx, l relay.Lease) (reason, err error) {
 	var (
 		state string
 		until sql.NullInt64
@@ -196,7 +196,7 @@ func (s *Store) Release(ctx context.Context, leases []relay.Lease) (err error) {
 	if len(leases) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx, false)
 	if err != nil {
 		return fmt.Errorf("sqlite: release: %w", err)
 	}
@@ -307,7 +307,7 @@ func (s *Store) Prune(ctx context.Context, seenBefore, doneBefore time.Time) err
 // pruneDeliveries deletes up to pruneChunk deliveries sent or dead before done, and the events
 // that no delivery refers to any more, in one transaction. It returns how many it deleted.
 func (s *Store) pruneDeliveries(ctx context.Context, done int64) (_ int, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx, false)
 	if err != nil {
 		return 0, err
 	}
@@ -356,7 +356,7 @@ func (s *Store) pruneDeliveries(ctx context.Context, done int64) (_ int, err err
 // EnsureSetting stores value under key unless the key is set, and returns the stored value; see
 // relay.Store.
 func (s *Store) EnsureSetting(ctx context.Context, key, value string) (_ string, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx, true)
 	if err != nil {
 		return "", fmt.Errorf("sqlite: setting %s: %w", key, err)
 	}

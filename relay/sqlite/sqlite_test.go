@@ -762,3 +762,47 @@ func TestWALStaysBoundedUnderSustainedWrites(t *testing.T) {
 		t.Fatalf("the log file grew to %d MiB, beyond %d MiB", maxWAL>>20, limit>>20)
 	}
 }
+
+// TestDurability checks the synchronous level of each kind of transaction: FULL for ingests
+// (an acknowledgement promises the event survives a power loss), NORMAL for the dispatcher's
+// claims and outcomes, whichever ran before.
+func TestDurability(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	level := func(durable bool) int {
+		t.Helper()
+		tx, err := s.begin(ctx, durable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		var n int
+		if err := tx.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const normal, full = 1, 2
+	for i, tc := range []struct {
+		durable bool
+		want    int
+	}{{true, full}, {false, normal}, {false, normal}, {true, full}, {false, normal}, {true, full}} {
+		if got := level(tc.durable); got != tc.want {
+			t.Fatalf("step %d: durable=%v runs at synchronous=%d, want %d", i, tc.durable, got, tc.want)
+		}
+	}
+	// The real calls: a claim leaves the connection at NORMAL, and the ingest after it is FULL
+	// again (begin is the only way into a write transaction).
+	if _, err := s.Claim(ctx, time.Now(), time.Minute, 10); err != nil {
+		t.Fatal(err)
+	}
+	if s.sync != "NORMAL" {
+		t.Fatalf("after a claim the connection is at %s, want NORMAL", s.sync)
+	}
+	if err := s.Ingest(ctx, []*relay.Ingest{{MessageID: "m1", Kind: relay.KindPrediction, SubjectID: "p1", Status: "processing"}}); err != nil {
+		t.Fatal(err)
+	}
+	if s.sync != "FULL" {
+		t.Fatalf("after an ingest the connection is at %s, want FULL", s.sync)
+	}
+}
