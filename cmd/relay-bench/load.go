@@ -39,7 +39,8 @@ type loadResult struct {
 	Codes       map[int]uint64
 	Outcomes    map[string]uint64 // the relay's "outcome" in 2xx answers
 	ErrSamples  []string
-	Ack         *hist // latency of every 2xx answer
+	Ack         *hist            // latency of every 2xx answer
+	AckBy       map[string]*hist // latency of 2xx answers by the relay's outcome
 	TermAck     map[int]time.Time
 	TermNoAck   int // predictions whose terminal message was sent but never acknowledged
 	Predictions int // predictions started
@@ -98,6 +99,7 @@ func (t *timeline) snapshot(wall time.Duration) []second {
 // sender is one concurrent sender's private tallies, merged at the end.
 type sender struct {
 	ack        *hist
+	ackBy      map[string]*hist
 	sent, dups uint64
 	ok, non2xx uint64
 	errs       uint64
@@ -148,7 +150,7 @@ func drive(ctx context.Context, spec loadSpec) *loadResult {
 	senders := make([]*sender, spec.Concurrency)
 	var wg sync.WaitGroup
 	for i := range senders {
-		s := &sender{ack: newHist(), codes: map[int]uint64{}, outcomes: map[string]uint64{}, termAck: map[int]time.Time{}}
+		s := &sender{ack: newHist(), ackBy: map[string]*hist{}, codes: map[int]uint64{}, outcomes: map[string]uint64{}, termAck: map[int]time.Time{}}
 		senders[i] = s
 		wg.Go(func() {
 			var plan []step
@@ -206,6 +208,10 @@ func drive(ctx context.Context, spec loadSpec) *loadResult {
 						s.codes[code]++
 						if outcome != "" {
 							s.outcomes[outcome]++
+							if s.ackBy[outcome] == nil {
+								s.ackBy[outcome] = newHist()
+							}
+							s.ackBy[outcome].add(lat)
 						}
 						s.ack.add(lat)
 						if terminal && !termAcked {
@@ -243,9 +249,15 @@ func drive(ctx context.Context, spec loadSpec) *loadResult {
 	close(tickDone)
 	tickWG.Wait()
 
-	r := &loadResult{Start: start, Wall: time.Since(start), Ack: newHist(), Codes: map[int]uint64{}, Outcomes: map[string]uint64{}, TermAck: map[int]time.Time{}}
+	r := &loadResult{Start: start, Wall: time.Since(start), Ack: newHist(), AckBy: map[string]*hist{}, Codes: map[int]uint64{}, Outcomes: map[string]uint64{}, TermAck: map[int]time.Time{}}
 	for _, s := range senders {
 		r.Ack.merge(s.ack)
+		for o, h := range s.ackBy {
+			if r.AckBy[o] == nil {
+				r.AckBy[o] = newHist()
+			}
+			r.AckBy[o].merge(h)
+		}
 		r.Sent += s.sent
 		r.DupSent += s.dups
 		r.OK += s.ok

@@ -648,6 +648,14 @@ func printLoad(w io.Writer, name string, l *loadResult, cpu time.Duration) {
 	h := l.Ack
 	fmt.Fprintf(w, "    ack latency: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (mean %s)\n",
 		ms(h.p(0.50)), ms(h.p(0.90)), ms(h.p(0.99)), ms(h.p(0.999)), ms(h.p(1)), ms(mean(h)))
+	if len(l.AckBy) > 0 {
+		var parts []string
+		for _, o := range sortedKeys(l.AckBy) {
+			h := l.AckBy[o]
+			parts = append(parts, fmt.Sprintf("%s p50 %s p99 %s", o, ms(h.p(0.50)), ms(h.p(0.99))))
+		}
+		fmt.Fprintf(w, "    ack latency by outcome: %s\n", strings.Join(parts, "; "))
+	}
 	if cpu > 0 && l.Sent > 0 {
 		fmt.Fprintf(w, "    CPU during the load: server %.1f s (%.0f%% of one core; %.0f µs per request), load generator %.1f s (%.0f%%), other processes on the machine %.1f s (%.0f%%)\n",
 			cpu.Seconds(), 100*cpu.Seconds()/l.Wall.Seconds(), float64(cpu.Microseconds())/float64(l.Sent),
