@@ -22,6 +22,9 @@ type Kind string
 const (
 	KindPrediction Kind = "prediction"
 	KindTraining   Kind = "training"
+	// KindDigest marks a digest message in the outbox: its body is the digest's summary, not
+	// a Replicate payload.
+	KindDigest Kind = "digest"
 )
 
 // Event is one webhook delivery from Replicate: the prediction or training object plus what the

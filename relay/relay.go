@@ -134,11 +134,13 @@ type Ingest struct {
 	Status     replicate.Status
 	ReceivedAt time.Time
 	Meta       map[string]string // query parameters of the hook URL
-	Body       []byte            // the raw payload; stored only when Deliveries is not empty
+	Body       []byte            // the raw payload; stored only when Deliveries or Digests is not empty
 	Deliveries []DeliverySpec
+	Digests    []string // digests the event is collected for (see DigestClose)
 
-	Outcome Outcome
-	Created int // deliveries newly created (others already existed for the same transition)
+	Outcome   Outcome
+	Created   int // deliveries newly created (others already existed for the same transition)
+	Collected int // digest items newly created (likewise)
 }
 
 // DeliverySpec asks for one message: a rule's template sent through one notifier.
@@ -228,6 +230,37 @@ type DeliveryInfo struct {
 	UpdatedAt time.Time
 }
 
+// DigestItem is an event collected for a digest, as stored.
+type DigestItem struct {
+	MessageID  string
+	Kind       Kind
+	Meta       map[string]string
+	Body       []byte
+	ReceivedAt time.Time
+}
+
+// DigestClose asks Store.CloseDigest to close one period of a digest, and holds the result.
+type DigestClose struct {
+	Digest string
+	// End ends the period: the items collected before End and in no closed period go into it.
+	End time.Time
+	// Start is where the period starts when the digest has no closed period yet; otherwise it
+	// starts where the last one ended.
+	Start time.Time
+	// Deliveries are the messages to create for a period with items: one per notifier, with
+	// the digest's name as their rule and its template set.
+	Deliveries []DeliverySpec
+	// Build makes the message's body from the period's start and items (oldest first). It runs
+	// inside the transaction, only for a period with items; an error aborts the close.
+	Build func(start time.Time, items []DigestItem) ([]byte, error)
+
+	// Set by CloseDigest:
+	Closed  bool      // false when a period ending at or after End was already closed
+	Begin   time.Time // the period's start as recorded
+	Items   int       // items the period took
+	Created int       // deliveries created
+}
+
 // Store is the durable state the pipeline needs. Implementations must make Ingest atomic
 // (all of the batch or none of it) and durable before it returns, and must let several
 // processes share one database safely.
@@ -244,7 +277,9 @@ type Store interface {
 	// the highest stage recorded for its (Kind, SubjectID) makes it Stale (its MessageID is still
 	// recorded); otherwise it is Accepted, the subject's stage is raised, and each of its
 	// Deliveries is created unless one already exists for the same (Kind, SubjectID, Status,
-	// Rule, Notifier). Created counts the ones created. An event's message id and stage count as
+	// Rule, Notifier). Created counts the ones created. Likewise each of its Digests collects an
+	// item unless the digest has one for the same (Kind, SubjectID, Status); Collected counts
+	// them. An event's message id and stage count as
 	// recorded at its ReceivedAt, and its deliveries are created and fall due at its ReceivedAt.
 	Ingest(ctx context.Context, batch []*Ingest) error
 	// Claim leases up to limit deliveries that are due at now: pending with NextAt <= now, or
@@ -277,6 +312,18 @@ type Store interface {
 	// record of the message that created it: a late retry of that message, no longer recognised
 	// as a duplicate, still finds its transition's delivery and creates no second one.
 	Prune(ctx context.Context, seenBefore, doneBefore time.Time) error
+	// CloseDigest closes a period of a digest in one transaction: it records the period, moves
+	// the digest's open items collected before c.End into it, and, when there are any, stores
+	// the message c.Build makes and creates c.Deliveries for it (due at c.End). A period whose
+	// end is not after the last closed one changes nothing (c.Closed is false), so that the
+	// same period closed by two processes, or twice, produces one message. Items are collected
+	// by Ingest (an Accepted event's Digests, once per digest and transition).
+	CloseDigest(ctx context.Context, c *DigestClose) error
+	// DigestLastEnd returns the end of the digest's last closed period, or the zero time.
+	DigestLastEnd(ctx context.Context, digest string) (time.Time, error)
+	// OpenDigestItems lists the digest's items not yet in a closed period and collected before
+	// before, oldest first.
+	OpenDigestItems(ctx context.Context, digest string, before time.Time) ([]DigestItem, error)
 	// EnsureSetting stores value under key unless the key is already set, and returns the
 	// stored value.
 	EnsureSetting(ctx context.Context, key, value string) (string, error)

@@ -37,6 +37,12 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
 		ON CONFLICT (kind, subject_id, status, rule, notifier) DO NOTHING`
 
+	// insertDigestItemSQL collects an event for a digest; it changes no row when the digest has
+	// the transition already.
+	insertDigestItemSQL = `INSERT INTO digest_items (digest, event_id, kind, subject_id, status, received_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (digest, kind, subject_id, status) DO NOTHING`
+
 	// dropEventSQL removes an event that turned out to create no delivery.
 	dropEventSQL = `DELETE FROM events WHERE id = ?`
 )
@@ -70,6 +76,7 @@ func (s *Store) Ingest(ctx context.Context, batch []*relay.Ingest) (err error) {
 		event:    s.insertEvent,
 		delivery: s.insertDelivery,
 		drop:     s.dropEvent,
+		item:     s.insertDigestItem,
 		tx:       tx,
 	}
 	for _, ev := range batch {
@@ -94,13 +101,13 @@ type ingester struct {
 	seen, stage *sql.Stmt
 
 	// The statements of events with deliveries, bound to tx on first use: most batches have none.
-	event, delivery, drop *sql.Stmt
+	event, delivery, drop, item *sql.Stmt
 	bound                 bool
 }
 
 // ingest decides ev's outcome and records it.
 func (in *ingester) ingest(ev *relay.Ingest) error {
-	ev.Outcome, ev.Created = relay.Accepted, 0
+	ev.Outcome, ev.Created, ev.Collected = relay.Accepted, 0, 0
 	at := nanos(ev.ReceivedAt, in.now)
 
 	n, err := changed(in.seen.ExecContext(in.ctx, ev.MessageID, at))
@@ -119,20 +126,21 @@ func (in *ingester) ingest(ev *relay.Ingest) error {
 		ev.Outcome = relay.Stale
 		return nil
 	}
-	if len(ev.Deliveries) == 0 {
+	if len(ev.Deliveries) == 0 && len(ev.Digests) == 0 {
 		return nil
 	}
 	return in.deliver(ev, at)
 }
 
-// deliver creates ev's deliveries. The event row is written first, because deliveries refer to
-// it, and removed again when every delivery already existed: then the transition was notified
-// through an earlier message, whose event the deliveries keep.
+// deliver creates ev's deliveries and digest items. The event row is written first, because
+// they refer to it, and removed again when every one already existed: then the transition was
+// recorded through an earlier message, whose event they keep.
 func (in *ingester) deliver(ev *relay.Ingest, at int64) error {
 	if !in.bound {
 		in.event = in.tx.StmtContext(in.ctx, in.event)
 		in.delivery = in.tx.StmtContext(in.ctx, in.delivery)
 		in.drop = in.tx.StmtContext(in.ctx, in.drop)
+		in.item = in.tx.StmtContext(in.ctx, in.item)
 		in.bound = true
 	}
 	meta, err := json.Marshal(ev.Meta)
@@ -156,7 +164,14 @@ func (in *ingester) deliver(ev *relay.Ingest, at int64) error {
 		}
 		ev.Created += int(n)
 	}
-	if ev.Created == 0 {
+	for _, name := range ev.Digests {
+		n, err := changed(in.item.ExecContext(in.ctx, name, eventID, string(ev.Kind), ev.SubjectID, string(ev.Status), at))
+		if err != nil {
+			return fmt.Errorf("collect for digest %s: %w", name, err)
+		}
+		ev.Collected += int(n)
+	}
+	if ev.Created == 0 && ev.Collected == 0 {
 		if _, err := in.drop.ExecContext(in.ctx, eventID); err != nil {
 			return fmt.Errorf("drop event: %w", err)
 		}

@@ -275,7 +275,8 @@ const (
 		(SELECT id FROM deliveries WHERE state IN ('sent', 'dead') AND updated_at < ? LIMIT ?)
 		RETURNING event_id`
 	pruneEventSQL = `DELETE FROM events
-		WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?1)`
+		WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?1)
+			AND NOT EXISTS (SELECT 1 FROM digest_items WHERE event_id = ?1)`
 )
 
 // Prune forgets old message ids, subject stages and finished deliveries; see relay.Store.
@@ -293,20 +294,26 @@ func (s *Store) Prune(ctx context.Context, seenBefore, doneBefore time.Time) err
 			}
 		}
 	}
-	for {
-		n, err := s.pruneDeliveries(ctx, done)
-		if err != nil {
-			return fmt.Errorf("sqlite: prune: %w", err)
-		}
-		if n < pruneChunk {
-			return nil
+	// Finished deliveries, then the items of digest periods closed as long ago, each with the
+	// events nothing refers to any more.
+	for _, q := range []string{pruneDeliveriesSQL, pruneDigestItemsSQL} {
+		for {
+			n, err := s.pruneReferences(ctx, q, done)
+			if err != nil {
+				return fmt.Errorf("sqlite: prune: %w", err)
+			}
+			if n < pruneChunk {
+				break
+			}
 		}
 	}
+	return nil
 }
 
-// pruneDeliveries deletes up to pruneChunk deliveries sent or dead before done, and the events
-// that no delivery refers to any more, in one transaction. It returns how many it deleted.
-func (s *Store) pruneDeliveries(ctx context.Context, done int64) (_ int, err error) {
+// pruneReferences deletes up to pruneChunk rows that refer to events with query (deliveries
+// sent or dead before done, or items of digest periods closed before it), and the events that
+// nothing refers to any more, in one transaction. It returns how many rows it deleted.
+func (s *Store) pruneReferences(ctx context.Context, query string, done int64) (_ int, err error) {
 	tx, err := s.begin(ctx, false)
 	if err != nil {
 		return 0, err
@@ -316,7 +323,7 @@ func (s *Store) pruneDeliveries(ctx context.Context, done int64) (_ int, err err
 			tx.Rollback()
 		}
 	}()
-	rows, err := tx.QueryContext(ctx, pruneDeliveriesSQL, done, pruneChunk)
+	rows, err := tx.QueryContext(ctx, query, done, pruneChunk)
 	if err != nil {
 		return 0, err
 	}

@@ -51,15 +51,16 @@ type Store struct {
 	ckptDone chan struct{} // closed when the checkpointer has stopped
 
 	// The statements of the hot paths, prepared once on the only connection.
-	insertSeen     *sql.Stmt
-	raiseStage     *sql.Stmt
-	insertEvent    *sql.Stmt
-	insertDelivery *sql.Stmt
-	dropEvent      *sql.Stmt
-	claimDue       *sql.Stmt
-	lease          *sql.Stmt
-	settle         *sql.Stmt
-	release        *sql.Stmt
+	insertSeen       *sql.Stmt
+	raiseStage       *sql.Stmt
+	insertEvent      *sql.Stmt
+	insertDelivery   *sql.Stmt
+	insertDigestItem *sql.Stmt
+	dropEvent        *sql.Stmt
+	claimDue         *sql.Stmt
+	lease            *sql.Stmt
+	settle           *sql.Stmt
+	release          *sql.Stmt
 }
 
 // Open opens the SQLite database at path, creating the file if it does not exist, and brings its
@@ -230,7 +231,7 @@ func (s *Store) begin(ctx context.Context, durable bool) (writeTx, error) {
 // Close closes the database. Deliveries still leased stay sending until their lease expires.
 func (s *Store) Close() error {
 	for _, st := range []*sql.Stmt{
-		s.insertSeen, s.raiseStage, s.insertEvent, s.insertDelivery, s.dropEvent,
+		s.insertSeen, s.raiseStage, s.insertEvent, s.insertDelivery, s.insertDigestItem, s.dropEvent,
 		s.claimDue, s.lease, s.settle, s.release,
 	} {
 		if st != nil {
@@ -364,6 +365,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.raiseStage, raiseStageSQL},
 		{&s.insertEvent, insertEventSQL},
 		{&s.insertDelivery, insertDeliverySQL},
+		{&s.insertDigestItem, insertDigestItemSQL},
 		{&s.dropEvent, dropEventSQL},
 		{&s.claimDue, claimDueSQL},
 		{&s.lease, leaseSQL},

@@ -339,7 +339,9 @@ func TestQueryPlans(t *testing.T) {
 		{"prune seen", pruneSeenSQL, []any{0, 10}, []string{"seen_seen_at"}},
 		{"prune subjects", pruneSubjectsSQL, []any{0, 10}, []string{"subjects_updated_at"}},
 		{"prune deliveries", pruneDeliveriesSQL, []any{0, 10}, []string{"deliveries_done"}},
-		{"prune event", pruneEventSQL, []any{0}, []string{"deliveries_event"}},
+		{"prune event", pruneEventSQL, []any{0}, []string{"deliveries_event", "digest_items_event"}},
+		{"open digest items", openItemsSQL, []any{"d", 10}, []string{"digest_items_open"}},
+		{"prune digest items", pruneDigestItemsSQL, []any{0, 10}, []string{"digest_periods_end", "digest_items_period"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rows, err := s.db.Query(`EXPLAIN QUERY PLAN `+tt.query, tt.args...)
@@ -804,5 +806,65 @@ func TestDurability(t *testing.T) {
 	}
 	if s.sync != "FULL" {
 		t.Fatalf("after an ingest the connection is at %s, want FULL", s.sync)
+	}
+}
+
+// TestTwoStoresCloseDigestOnce has two stores on one file, as two relay processes, close the
+// same digest period at once: one closes it, with every item, and one message is created.
+func TestTwoStoresCloseDigestOnce(t *testing.T) {
+	ctx := context.Background()
+	a, path := openTemp(t)
+	b, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t0 := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	for i := range 50 {
+		in := &relay.Ingest{MessageID: fmt.Sprint("m", i), Kind: relay.KindPrediction, SubjectID: fmt.Sprint("p", i),
+			Status: replicate.Failed, ReceivedAt: t0.Add(-time.Duration(i+1) * time.Minute), Body: []byte(`{}`), Digests: []string{"daily"}}
+		if err := []*Store{a, b}[i%2].Ingest(ctx, []*relay.Ingest{in}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		results []*relay.DigestClose
+	)
+	for i := range 6 {
+		s := []*Store{a, b}[i%2]
+		wg.Go(func() {
+			c := &relay.DigestClose{Digest: "daily", Start: t0.Add(-24 * time.Hour), End: t0,
+				Deliveries: []relay.DeliverySpec{{Rule: "daily", Notifier: "email", Template: "digest"}},
+				Build: func(_ time.Time, items []relay.DigestItem) ([]byte, error) { return []byte(fmt.Sprint(len(items))), nil }}
+			if err := s.CloseDigest(ctx, c); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			results = append(results, c)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	closed := 0
+	for _, c := range results {
+		if c.Closed {
+			closed++
+			if c.Items != 50 || c.Created != 1 {
+				t.Errorf("the close took %d items and created %d deliveries, want 50 and 1", c.Items, c.Created)
+			}
+		}
+	}
+	if closed != 1 {
+		t.Fatalf("%d of %d closes succeeded, want exactly 1", closed, len(results))
+	}
+	list, err := a.Deliveries(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Kind != relay.KindDigest {
+		t.Fatalf("deliveries %+v, want one digest message", list)
 	}
 }
