@@ -24,6 +24,12 @@ type Destination struct {
 	Attach Fetcher
 }
 
+// DigestRenderer renders the message of a closed digest period from the body its Build stored
+// (see DigestClose), for a target. The dispatcher's Renderer implements it to send digests.
+type DigestRenderer interface {
+	RenderDigest(set, target string, body []byte) (Message, error)
+}
+
 // Fetcher downloads output files. Files it cannot get come back as errors, one per URL, and
 // stay links in the message; a Fetcher never fails a delivery.
 type Fetcher interface {
@@ -229,25 +235,41 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 		d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: fmt.Sprintf("notifier %q is not configured", dl.Notifier)})
 		return
 	}
-	ev, err := ParseEvent(dl.Body, dl.MessageID, string(dl.Kind), dl.Meta, dl.ReceivedAt)
-	if err != nil {
-		d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: "stored event unreadable: " + err.Error()})
-		return
-	}
-	log = log.With("kind", ev.Kind, "id", ev.ID, "status", ev.Status)
-	msg, err := d.renderer.Render(dl.Template, dest.Target, ev)
-	if err != nil {
-		d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: "render: " + err.Error()})
-		return
-	}
-	msg.Rule = dl.Rule
-	if dest.Attach != nil {
-		msg.Attachments = d.attach(ctx, log, dest.Attach, dl, ev)
-		if ctx.Err() != nil { // stopping: nothing was sent, so the delivery goes back as it was
-			d.release([]Delivery{dl})
+	var msg Message
+	if dl.Kind == KindDigest {
+		dr, ok := d.renderer.(DigestRenderer)
+		if !ok {
+			d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: "render: this relay cannot render digests"})
 			return
 		}
+		m, err := dr.RenderDigest(dl.Template, dest.Target, dl.Body)
+		if err != nil {
+			d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: "render: " + err.Error()})
+			return
+		}
+		msg = m
+	} else {
+		ev, err := ParseEvent(dl.Body, dl.MessageID, string(dl.Kind), dl.Meta, dl.ReceivedAt)
+		if err != nil {
+			d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: "stored event unreadable: " + err.Error()})
+			return
+		}
+		log = log.With("kind", ev.Kind, "id", ev.ID, "status", ev.Status)
+		m, err := d.renderer.Render(dl.Template, dest.Target, ev)
+		if err != nil {
+			d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: "render: " + err.Error()})
+			return
+		}
+		msg = m
+		if dest.Attach != nil {
+			msg.Attachments = d.attach(ctx, log, dest.Attach, dl, ev)
+			if ctx.Err() != nil { // stopping: nothing was sent, so the delivery goes back as it was
+				d.release([]Delivery{dl})
+				return
+			}
+		}
 	}
+	msg.Rule = dl.Rule
 
 	p := d.pacers[dl.Notifier]
 	if wait := p.reserve(d.now()); wait > 0 {

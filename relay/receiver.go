@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -131,8 +132,13 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, n := range rule.Notify {
 			item.Deliveries = append(item.Deliveries, DeliverySpec{Rule: rule.Name, Notifier: n, Template: rule.Template})
 		}
+		for _, d := range rule.Digests {
+			if !slices.Contains(item.Digests, d) {
+				item.Digests = append(item.Digests, d)
+			}
+		}
 	}
-	if len(item.Deliveries) > 0 {
+	if len(item.Deliveries) > 0 || len(item.Digests) > 0 {
 		if !parseFull() {
 			return
 		}
@@ -143,7 +149,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// no rule could match an earlier status that their stage would make stale. Only
 		// terminal events and events with deliveries need the disk; skipping it here roughly
 		// doubles throughput (see the README's figures).
-		writeAck(w, Ignored, 0)
+		writeAck(w, Ignored, 0, 0)
 		return
 	}
 
@@ -157,7 +163,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log.Debug("webhook", "outcome", item.Outcome.String(), "kind", ev.Kind, "id", ev.ID,
 			"status", ev.Status, "webhook_id", msgID, "deliveries", item.Created)
 	}
-	writeAck(w, item.Outcome, item.Created)
+	writeAck(w, item.Outcome, item.Created, item.Collected)
 }
 
 // stageMatters reports whether recording that a prediction reached stage could change a later
@@ -171,18 +177,24 @@ func (rc *Receiver) stageMatters(stage int) bool {
 	return false
 }
 
-func writeAck(w http.ResponseWriter, o Outcome, created int) {
+func writeAck(w http.ResponseWriter, o Outcome, created, collected int) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(ackBody(o, created))
+	_, _ = w.Write(ackBody(o, created, collected))
 }
 
-func ackBody(o Outcome, created int) []byte {
-	b := make([]byte, 0, 48)
+// ackBody is the answer to a stored or ignored webhook: its outcome, the deliveries it created
+// and, when there are any, the digest items it added.
+func ackBody(o Outcome, created, collected int) []byte {
+	b := make([]byte, 0, 64)
 	b = append(b, `{"outcome":"`...)
 	b = append(b, o.String()...)
 	b = append(b, `","deliveries":`...)
 	b = strconv.AppendInt(b, int64(created), 10)
+	if collected > 0 {
+		b = append(b, `,"digest_items":`...)
+		b = strconv.AppendInt(b, int64(collected), 10)
+	}
 	return append(b, "}\n"...)
 }
 

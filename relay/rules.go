@@ -18,7 +18,8 @@ type Rule struct {
 	Models   []string           // path.Match globs on "owner/name", e.g. "acme/*"
 	Meta     map[string]string  // hook URL query parameters that must be equal
 	When     string             // optional expr-lang expression over ExprEnv; must be boolean
-	Notify   []string           // notifier names, at least one
+	Notify   []string           // notifier names
+	Digests  []string           // digest names the events are collected for
 	Template string             // template set; "" means "default"
 }
 
@@ -86,8 +87,8 @@ func CompileRule(r Rule) (*CompiledRule, error) {
 			return nil, &RuleError{"models", fmt.Sprintf("bad glob %q: %v", m, err)}
 		}
 	}
-	if len(r.Notify) == 0 {
-		return nil, &RuleError{"notify", "names no notifier"}
+	if len(r.Notify) == 0 && len(r.Digests) == 0 {
+		return nil, &RuleError{"notify", "names no notifier (a rule needs notify, digest, or both)"}
 	}
 	c := &CompiledRule{Rule: r}
 	if r.When != "" {
