@@ -38,7 +38,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time   { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 func berlinTime(day, hour, min int) time.Time {

@@ -102,7 +102,7 @@ type ingester struct {
 
 	// The statements of events with deliveries, bound to tx on first use: most batches have none.
 	event, delivery, drop, item *sql.Stmt
-	bound                 bool
+	bound                       bool
 }
 
 // ingest decides ev's outcome and records it.

@@ -837,7 +837,9 @@ func TestTwoStoresCloseDigestOnce(t *testing.T) {
 		wg.Go(func() {
 			c := &relay.DigestClose{Digest: "daily", Start: t0.Add(-24 * time.Hour), End: t0,
 				Deliveries: []relay.DeliverySpec{{Rule: "daily", Notifier: "email", Template: "digest"}},
-				Build: func(_ time.Time, items []relay.DigestItem) ([]byte, error) { return []byte(fmt.Sprint(len(items))), nil }}
+				Build: func(_ time.Time, items []relay.DigestItem) ([]byte, error) {
+					return []byte(fmt.Sprint(len(items))), nil
+				}}
 			if err := s.CloseDigest(ctx, c); err != nil {
 				t.Error(err)
 				return

@@ -75,7 +75,7 @@ func openIDs(t *testing.T, s relay.Store, digest string, before time.Time) []str
 func testDigestCollectsOnce(t *testing.T, s relay.Store) {
 	batch := ingest(t, s,
 		collected("m1", "p1", replicate.Failed, 0, "daily", "weekly"),
-		collected("m2", "p1", replicate.Failed, time.Second, "daily"), // same transition, another message
+		collected("m2", "p1", replicate.Failed, time.Second, "daily"),   // same transition, another message
 		collected("m1", "p1", replicate.Failed, 2*time.Second, "daily"), // a retry
 		collected("m3", "p2", replicate.Failed, 3*time.Second, "daily"),
 	)
