@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/mlrelay/relay/templates"
 )
@@ -31,7 +33,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if errs := checkTemplates(cfg, set, samples); len(errs) > 0 {
+	if errs := append(checkTemplates(cfg, set, samples), checkDigests(cfg, set)...); len(errs) > 0 {
 		return errors.Join(errs...)
 	}
 	if *print {
@@ -69,7 +71,18 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				matched = append(matched, fmt.Sprintf("%s %s", ev.Kind, ev.Status))
 			}
 		}
-		fmt.Fprintf(stdout, "  %-20s → %-18s template %-10s matches: %s\n", r.Name, joinNames(r.Notify), r.Template, orNone(matched))
+		to := joinNames(r.Notify)
+		for _, d := range r.Digests {
+			to = strings.TrimPrefix(to+", digest "+d, ", ")
+		}
+		fmt.Fprintf(stdout, "  %-20s → %-18s template %-10s matches: %s\n", r.Name, to, r.Template, orNone(matched))
+	}
+	if specs := digestSpecs(cfg); len(specs) > 0 {
+		fmt.Fprintln(stdout, "digests (templates rendered with sample summaries):")
+		for _, s := range specs {
+			fmt.Fprintf(stdout, "  %-20s → %-18s template %-10s %s (%s), next %s\n", s.Name, joinNames(s.Notify), s.Template,
+				s.Schedule, s.Schedule.Location(), s.Schedule.Next(time.Now()).Format("2006-01-02 15:04 MST"))
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@
 //	relay check      [--config FILE]   validate a config and render every rule against samples
 //	relay send-test  [--config FILE]   post signed sample events to a running relay
 //	relay deliveries [--config FILE]   list deliveries (e.g. --state dead)
+//	relay digest send|preview NAME     send a digest now, or show the next one
 //	relay version
 package main
 
@@ -18,6 +19,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	_ "time/tzdata" // digests' time zones work on machines without a zone database
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -45,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdSendTest(ctx, rest, stdout, stderr)
 	case "deliveries":
 		err = cmdDeliveries(ctx, rest, stdout, stderr)
+	case "digest":
+		err = cmdDigest(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "relay", versionString())
 		return 0
@@ -98,6 +102,9 @@ Usage:
                                                          post correctly signed sample events to a running relay
   relay deliveries [--config FILE] [--state S] [--limit N]
                                                          list recent deliveries (pending, sending, sent, dead)
+  relay digest send NAME    [--config FILE] [--wait D]   close the digest's period now and send it
+  relay digest preview NAME [--config FILE] [--target T] [--html FILE]
+                                                         render the next digest without marking anything sent
   relay version
 
 With no --config, the relay runs on its embedded defaults: SQLite in ./relay.db, listening on

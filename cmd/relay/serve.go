@@ -15,6 +15,7 @@ import (
 
 	"github.com/mlrelay/relay/relay"
 	"github.com/mlrelay/relay/relay/config"
+	"github.com/mlrelay/relay/relay/digest"
 	"github.com/mlrelay/relay/relay/replicate"
 	"github.com/mlrelay/relay/templates"
 )
@@ -66,7 +67,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if err != nil {
 		return err
 	}
-	if errs := checkTemplates(cfg, set, samples); len(errs) > 0 {
+	if errs := append(checkTemplates(cfg, set, samples), checkDigests(cfg, set)...); len(errs) > 0 {
 		return errors.Join(errs...)
 	}
 	dests, err := buildDestinations(cfg, stdout, log)
@@ -75,7 +76,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	}
 
 	d := cfg.Dispatch
-	dispatcher := relay.NewDispatcher(store, set, dests, relay.DispatcherConfig{
+	dispatcher := relay.NewDispatcher(store, newRenderer(cfg, set), dests, relay.DispatcherConfig{
 		Workers: d.Workers, Lease: d.Lease.D(), SendTimeout: d.SendTimeout.D(), MaxAttempts: d.MaxAttempts,
 		MaxAge: d.MaxAge.D(), BackoffMin: d.BackoffMin.D(), BackoffMax: d.BackoffMax.D(),
 	}, log)
@@ -115,6 +116,10 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { dispatcher.Run(workCtx) })
+	if specs := digestSpecs(cfg); len(specs) > 0 {
+		runner := &digest.Runner{Store: store, Digests: specs, Wake: dispatcher.Wake, Log: log}
+		wg.Go(func() { runner.Run(workCtx) })
+	}
 	wg.Go(func() {
 		relay.RunPruner(workCtx, store, 10*time.Minute, cfg.Store.DedupWindow.D(), cfg.Store.Retention.D(), log)
 	})

@@ -45,6 +45,8 @@ type Config struct {
 	Attachments Attachments
 	// Notifiers holds every [notifiers.NAME] table by NAME.
 	Notifiers map[string]*Notifier
+	// Digests holds every [digests.NAME] table by NAME.
+	Digests map[string]*Digest
 	// Rules are the [[rules]] in file order, compiled.
 	Rules []*relay.CompiledRule
 }
@@ -226,6 +228,7 @@ func defaults() *Config {
 		},
 		Attachments: Attachments{Hosts: []string{"replicate.delivery"}, Timeout: Duration(20 * time.Second)},
 		Notifiers:   map[string]*Notifier{},
+		Digests:     map[string]*Digest{},
 	}
 }
 
@@ -292,6 +295,14 @@ func (c *Config) Resolve(name string) (*Notifier, error) {
 	return f, nil
 }
 
+// digestNames lists the defined digests for messages.
+func (c *Config) digestNames() string {
+	if len(c.Digests) == 0 {
+		return "none; add a [digests.NAME] table"
+	}
+	return strings.Join(sortedKeys(c.Digests), ", ")
+}
+
 // notifierNames lists the defined notifiers for messages.
 func (c *Config) notifierNames() string {
 	if len(c.Notifiers) == 0 {
@@ -315,7 +326,8 @@ func (c *Config) Redacted() string {
 		Models   []string          `toml:"models,omitempty"`
 		Meta     map[string]string `toml:"meta,omitempty"`
 		When     string            `toml:"when,omitempty"`
-		Notify   []string          `toml:"notify"`
+		Notify   []string          `toml:"notify,omitempty"`
+		Digest   []string          `toml:"digest,omitempty"`
 		Template string            `toml:"template"`
 	}
 	doc := struct {
@@ -327,6 +339,7 @@ func (c *Config) Redacted() string {
 		Templates   Templates      `toml:"templates"`
 		Attachments Attachments    `toml:"attachments"`
 		Notifiers   map[string]any `toml:"notifiers"`
+		Digests     map[string]any `toml:"digests,omitempty"`
 		Rules       []rule         `toml:"rules"`
 	}{
 		Server: c.Server, Log: c.Log, Store: c.Store, Replicate: c.Replicate,
@@ -338,8 +351,14 @@ func (c *Config) Redacted() string {
 	for name, n := range c.Notifiers {
 		doc.Notifiers[name] = flatten(n, n.settings())
 	}
+	if len(c.Digests) > 0 {
+		doc.Digests = map[string]any{}
+		for name, d := range c.Digests {
+			doc.Digests[name] = flatten(d)
+		}
+	}
 	for _, r := range c.Rules {
-		v := rule{Name: r.Name, Kinds: r.Kinds, Models: r.Models, Meta: r.Meta, When: r.When, Notify: r.Notify, Template: r.Template}
+		v := rule{Name: r.Name, Kinds: r.Kinds, Models: r.Models, Meta: r.Meta, When: r.When, Notify: r.Notify, Digest: r.Digests, Template: r.Template}
 		for _, s := range r.Statuses {
 			v.Statuses = append(v.Statuses, string(s))
 		}

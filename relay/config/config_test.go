@@ -213,8 +213,8 @@ func TestExampleConfig(t *testing.T) {
 			if n.Name != tt.slackTo {
 				t.Errorf("slack resolves to %q, want %q", n.Name, tt.slackTo)
 			}
-			if len(c.Rules) != 2 {
-				t.Fatalf("%d rules, want 2", len(c.Rules))
+			if len(c.Rules) != 3 {
+				t.Fatalf("%d rules, want 3", len(c.Rules))
 			}
 			r := c.Rules[0]
 			if r.Name != "training-finished" || !reflect.DeepEqual(r.Kinds, []relay.Kind{"training"}) ||
@@ -227,6 +227,14 @@ func TestExampleConfig(t *testing.T) {
 				!reflect.DeepEqual(r.Statuses, []replicate.Status{"failed", "canceled", "aborted"}) ||
 				!reflect.DeepEqual(r.Notify, []string{"discord"}) {
 				t.Errorf("rule = %+v", r.Rule)
+			}
+			r = c.Rules[2]
+			if r.Name != "failures-digest" || !reflect.DeepEqual(r.Statuses, []replicate.Status{"failed", "aborted"}) ||
+				len(r.Notify) != 0 || !reflect.DeepEqual(r.Digests, []string{"daily-failures"}) {
+				t.Errorf("rule = %+v", r.Rule)
+			}
+			if dg := c.Digests["daily-failures"]; dg == nil || dg.Schedule != "0 9 * * *" || !reflect.DeepEqual(dg.Notify, []string{"email"}) {
+				t.Errorf("digest = %+v", dg)
 			}
 			d, err := c.Resolve("discord")
 			if err != nil {
@@ -276,7 +284,7 @@ func TestExampleConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := c.Rules[2]
+		r := c.Rules[3]
 		if r.Name != "slow-vision-predictions" || r.When == "" || r.Meta["team"] != "vision" || len(r.Models) != 2 {
 			t.Fatalf("rule = %+v", r.Rule)
 		}
@@ -526,6 +534,24 @@ webhook_url = "https://hooks.slack.com/services/T/B/X"
 		{"attachment CA file missing", "[attachments]\nca_file = \"/nonexistent/ca.pem\"\n" + minimal, nil,
 			problem{"config.toml: attachments.ca_file: reading the CA file:", "/nonexistent/ca.pem"}},
 
+		// Digests.
+		{"digest schedule missing", "[digests.daily]\nnotify = [\"console\"]\n" + minimal, nil,
+			problem{"config.toml: digests.daily.schedule: is required"}},
+		{"digest schedule bad", "[digests.daily]\nschedule = \"0 25 * * *\"\nnotify = [\"console\"]\n" + minimal, nil,
+			problem{`config.toml: digests.daily.schedule: schedule "0 25 * * *"`}},
+		{"digest time zone", "[digests.daily]\nschedule = \"@daily\"\ntimezone = \"Mars/Olympus\"\nnotify = [\"console\"]\n" + minimal, nil,
+			problem{`config.toml: digests.daily.timezone: unknown time zone "Mars/Olympus"`}},
+		{"digest notifier", "[digests.daily]\nschedule = \"@daily\"\nnotify = [\"mail\"]\n" + minimal, nil,
+			problem{`config.toml: digests.daily.notify: unknown notifier "mail" (defined: console)`}},
+		{"digest max items", "[digests.daily]\nschedule = \"@daily\"\nnotify = [\"console\"]\nmax_items = 0\n" + minimal, nil,
+			problem{"config.toml: digests.daily.max_items: must be between 1 and 1000, got 0"}},
+		{"digest unknown key", "[digests.daily]\nschedule = \"@daily\"\nnotify = [\"console\"]\nshedule = \"x\"\n" + minimal, nil,
+			problem{`config.toml: unknown key "digests.daily.shedule"`}},
+		{"rule digest unknown", minimal + "digest = [\"weekly\"]\n", nil,
+			problem{`config.toml: rules[0].digest: unknown digest "weekly" (defined: none; add a [digests.NAME] table)`}},
+		{"rule with neither", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nname = \"r\"\nnotify = []\n", nil,
+			problem{"config.toml: rules[0].notify: names no notifier (a rule needs notify, digest, or both)"}},
+
 		// Rules.
 		{"rule name missing", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nnotify = [\"console\"]\n", nil, problem{"config.toml: rules[0].name: is required"}},
 		{"rule name duplicate", minimal + "[[rules]]\nname = \"all\"\nnotify = [\"console\"]\n", nil,
@@ -647,6 +673,39 @@ notify = ["discord"]
 	}
 	if c.Notifiers["discord"].Attach {
 		t.Error("attach = \"${DISCORD_ATTACH}\" with DISCORD_ATTACH=false is on")
+	}
+}
+
+func TestDigests(t *testing.T) {
+	doc := console + `
+[digests.daily-failures]
+schedule = "0 9 * * *"
+timezone = "${TZ_NAME:-UTC}"
+notify = ["console"]
+max_items = 10
+
+[[rules]]
+name = "failures"
+statuses = ["failed", "aborted"]
+digest = ["daily-failures"]
+`
+	c, err := Parse("config.toml", []byte(doc), env("TZ_NAME", "Europe/Berlin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Digests["daily-failures"]
+	if d == nil || d.Template != "digest" || d.MaxItems != 10 || d.Spec.Name != "daily-failures" || d.Spec.Schedule.Location().String() != "Europe/Berlin" {
+		t.Fatalf("digest = %+v", d)
+	}
+	next := d.Spec.Schedule.Next(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	if want := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC); !next.Equal(want) {
+		t.Errorf("next tick %v, want %v (09:00 in Berlin)", next, want)
+	}
+	if r := c.Rules[0]; len(r.Notify) != 0 || len(r.Digests) != 1 || r.Digests[0] != "daily-failures" {
+		t.Errorf("rule = %+v", r.Rule)
+	}
+	if red := c.Redacted(); !strings.Contains(red, "[digests.daily-failures]") || !strings.Contains(red, `digest = ["daily-failures"]`) {
+		t.Errorf("Redacted lacks the digest:\n%s", red)
 	}
 }
 

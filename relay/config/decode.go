@@ -63,7 +63,7 @@ func (p path) String() string {
 }
 
 // sectionOrder is the order of the top-level keys, which problems are reported in.
-var sectionOrder = []string{"server", "log", "store", "replicate", "dispatch", "templates", "attachments", "notifiers", "rules"}
+var sectionOrder = []string{"server", "log", "store", "replicate", "dispatch", "templates", "attachments", "notifiers", "digests", "rules"}
 
 // loader collects the problems of one Parse.
 type loader struct {
@@ -200,6 +200,7 @@ type ruleFile struct {
 	Meta     map[string]string `toml:"meta"`
 	When     string            `toml:"when"`
 	Notify   []string          `toml:"notify"`
+	Digest   []string          `toml:"digest"`
 	Template string            `toml:"template"`
 
 	bad bool // not a table: nothing more to say about it
@@ -214,6 +215,8 @@ func (l *loader) decode(raw map[string]any, c *Config) []ruleFile {
 		switch key {
 		case "notifiers":
 			c.Notifiers = l.notifiers(p, raw[key])
+		case "digests":
+			c.Digests = l.digests(p, raw[key])
 		case "rules":
 			rules = l.rules(p, raw[key])
 		default:
@@ -271,6 +274,27 @@ func (l *loader) notifiers(p path, v any) map[string]*Notifier {
 }
 
 var notifierName = regexp.MustCompile(`^[a-z0-9_-]+$`)
+
+// digests decodes the [digests] table.
+func (l *loader) digests(p path, v any) map[string]*Digest {
+	out := map[string]*Digest{}
+	m, ok := l.tableValue(p, v)
+	if !ok {
+		return out
+	}
+	for _, name := range sortedKeys(m) {
+		dp := p.add(name)
+		if !notifierName.MatchString(name) {
+			l.fail(dp, `bad digest name %q (use lowercase letters, digits, "_" and "-")`, name)
+		}
+		d := newDigest(name)
+		out[name] = d
+		if t, ok := l.tableValue(dp, m[name]); ok {
+			l.table(dp, t, nil, d)
+		}
+	}
+	return out
+}
 
 // otherTypesHint explains an unknown key that belongs to another notifier type.
 func otherTypesHint(typ string) func(key string) string {

@@ -32,6 +32,9 @@ func (l *loader) validate(c *Config, rules []ruleFile) {
 			l.checkNotifier(path{"notifiers", name}, c, c.Notifiers[name])
 		}
 	}
+	for _, name := range sortedKeys(c.Digests) {
+		l.checkDigest(path{"digests", name}, c, c.Digests[name])
+	}
 	c.Rules = l.compileRules(path{"rules"}, c, rules)
 }
 
@@ -233,7 +236,7 @@ func (l *loader) compileRules(p path, c *Config, rules []ruleFile) []*relay.Comp
 			continue
 		}
 		rp := p.add(i)
-		r := relay.Rule{Name: rf.Name, Models: rf.Models, Meta: rf.Meta, When: rf.When, Notify: rf.Notify, Template: rf.Template}
+		r := relay.Rule{Name: rf.Name, Models: rf.Models, Meta: rf.Meta, When: rf.When, Notify: rf.Notify, Digests: rf.Digest, Template: rf.Template}
 		for _, k := range rf.Kinds {
 			r.Kinds = append(r.Kinds, relay.Kind(k))
 		}
@@ -264,6 +267,15 @@ func (l *loader) compileRules(p path, c *Config, rules []ruleFile) []*relay.Comp
 				l.fail(rp.add("notify"), "unknown notifier %q (defined: %s)", name, c.notifierNames())
 			}
 			seen[name] = true
+		}
+		for _, name := range rf.Digest {
+			switch {
+			case seen["digest:"+name]:
+				l.fail(rp.add("digest"), "%q is listed twice", name)
+			case c.Digests[name] == nil:
+				l.fail(rp.add("digest"), "unknown digest %q (defined: %s)", name, c.digestNames())
+			}
+			seen["digest:"+name] = true
 		}
 	}
 	return out
