@@ -123,3 +123,34 @@ func jsonIndent(t *testing.T, v any) []byte {
 	}
 	return buf.Bytes()
 }
+
+// TestRenderedDigestGolden pins what Slack and Discord are sent for the default digest of the
+// sample day (the email's is in TestDigestEmailGolden). Run with -update to rewrite.
+func TestRenderedDigestGolden(t *testing.T) {
+	set, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := templates.SampleSummaries()[0]
+	for _, target := range []string{"slack", "discord"} {
+		t.Run(target, func(t *testing.T) {
+			m, err := set.RenderDigest("digest", target, sum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Rule = "daily-failures"
+			var got []byte
+			switch target {
+			case "slack":
+				got = jsonIndent(t, slack.WebhookMessage{Text: slackText(m), Blocks: &slack.Blocks{BlockSet: slackBlocks(m, true)}})
+				got = []byte(strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(string(got)))
+			case "discord":
+				got = jsonIndent(t, discordPayload(m).params())
+			}
+			checkGolden(t, filepath.Join("testdata", "rendered", "digest."+target+".golden"), got)
+			if !bytes.Contains(got, []byte("stability-ai/sdxl")) {
+				t.Errorf("the %s digest lacks the model", target)
+			}
+		})
+	}
+}
