@@ -261,6 +261,26 @@ type DigestClose struct {
 	Created int       // deliveries created
 }
 
+// Launch is a prediction started from chat (the Discord bot's /predict): where its result goes
+// back to. It is recorded when the prediction is created, so that the completion webhook, which
+// may reach any relay process, long after, finds it.
+type Launch struct {
+	PredictionID string
+	Model        string // what was asked for, "owner/name[:version]"
+	GuildID      string
+	ChannelID    string
+	UserID       string // who launched it: mentioned in the result, and allowed to cancel it
+	// Token is the interaction's token, a secret: the original reply can be edited with it
+	// until TokenExpires (15 minutes after the interaction); afterwards the result is a new
+	// channel message.
+	Token        string
+	TokenExpires time.Time
+	CreatedAt    time.Time
+}
+
+// ErrNoLaunch is wrapped by the error of Store.Launch for a prediction no launch was recorded for.
+var ErrNoLaunch = errors.New("relay: no launch recorded for this prediction")
+
 // Store is the durable state the pipeline needs. Implementations must make Ingest atomic
 // (all of the batch or none of it) and durable before it returns, and must let several
 // processes share one database safely.
@@ -306,7 +326,7 @@ type Store interface {
 	// all.
 	Deliveries(ctx context.Context, state State, limit int) ([]DeliveryInfo, error)
 	// Prune forgets message ids and subject stages recorded before seenBefore, and sent or dead
-	// deliveries (with events no longer referenced) last updated before doneBefore. Pending and
+	// deliveries (with events no longer referenced) and launches created before doneBefore. Pending and
 	// sending deliveries are always kept. doneBefore should be no later than seenBefore (the
 	// config enforces retention >= dedup_window), so that a finished delivery outlives the
 	// record of the message that created it: a late retry of that message, no longer recognised
@@ -324,6 +344,11 @@ type Store interface {
 	// OpenDigestItems lists the digest's items not yet in a closed period and collected before
 	// before, oldest first.
 	OpenDigestItems(ctx context.Context, digest string, before time.Time) ([]DigestItem, error)
+	// SaveLaunch records a launch durably. Recording the same PredictionID again replaces the
+	// record (a retried save after an unclear failure).
+	SaveLaunch(ctx context.Context, l Launch) error
+	// Launch returns the launch recorded for a prediction, or an error wrapping ErrNoLaunch.
+	Launch(ctx context.Context, predictionID string) (Launch, error)
 	// EnsureSetting stores value under key unless the key is already set, and returns the
 	// stored value.
 	EnsureSetting(ctx context.Context, key, value string) (string, error)

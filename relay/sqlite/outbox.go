@@ -283,9 +283,12 @@ const (
 // Pending and sending deliveries, and the events they refer to, are always kept.
 func (s *Store) Prune(ctx context.Context, seenBefore, doneBefore time.Time) error {
 	seen, done := seenBefore.UnixNano(), doneBefore.UnixNano()
-	for _, q := range []string{pruneSeenSQL, pruneSubjectsSQL} {
+	for _, p := range []struct {
+		q      string
+		before int64
+	}{{pruneSeenSQL, seen}, {pruneSubjectsSQL, seen}, {pruneLaunchesSQL, done}} {
 		for {
-			n, err := changed(s.db.ExecContext(ctx, q, seen, pruneChunk))
+			n, err := changed(s.db.ExecContext(ctx, p.q, p.before, pruneChunk))
 			if err != nil {
 				return fmt.Errorf("sqlite: prune: %w", err)
 			}

@@ -341,6 +341,7 @@ func TestQueryPlans(t *testing.T) {
 		{"prune deliveries", pruneDeliveriesSQL, []any{0, 10}, []string{"deliveries_done"}},
 		{"prune event", pruneEventSQL, []any{0}, []string{"deliveries_event", "digest_items_event"}},
 		{"open digest items", openItemsSQL, []any{"d", 10}, []string{"digest_items_open"}},
+		{"prune launches", pruneLaunchesSQL, []any{0, 10}, []string{"launches_created_at"}},
 		{"prune digest items", pruneDigestItemsSQL, []any{0, 10}, []string{"digest_periods_end", "digest_items_period"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

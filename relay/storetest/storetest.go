@@ -72,7 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) relay.Store) {
 		{"ConcurrentIngest", testConcurrentIngest},
 		{"Ping", testPing},
 	}
-	tests = append(tests, digestTests...)
+	tests = append(append(tests, digestTests...), launchTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)

@@ -1,0 +1,74 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mlrelay/relay/relay"
+)
+
+// launchTests are the suite's launch behaviours, run by Run.
+var launchTests = []struct {
+	name string
+	fn   func(t *testing.T, s relay.Store)
+}{
+	{"LaunchSaveAndFind", testLaunchSaveAndFind},
+	{"LaunchPrune", testLaunchPrune},
+}
+
+func launch(id string, d time.Duration) relay.Launch {
+	return relay.Launch{PredictionID: id, Model: "acme/sdxl", GuildID: "10", ChannelID: "20", UserID: "30",
+		Token: "tok-" + id, TokenExpires: at(d + 15*time.Minute), CreatedAt: at(d)}
+}
+
+func testLaunchSaveAndFind(t *testing.T, s relay.Store) {
+	ctx := context.Background()
+	if _, err := s.Launch(ctx, "p1"); !errors.Is(err, relay.ErrNoLaunch) {
+		t.Fatalf("Launch of an unknown prediction: %v, want ErrNoLaunch", err)
+	}
+	l := launch("p1", 0)
+	if err := s.SaveLaunch(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Launch(ctx, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTime(t, "token expiry", got.TokenExpires, l.TokenExpires)
+	sameTime(t, "created", got.CreatedAt, l.CreatedAt)
+	got.TokenExpires, got.CreatedAt = l.TokenExpires, l.CreatedAt
+	if got != l {
+		t.Fatalf("Launch = %+v, want %+v", got, l)
+	}
+	// Saving again replaces the record.
+	l.ChannelID, l.Token = "21", "tok-2"
+	if err := s.SaveLaunch(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Launch(ctx, "p1"); err != nil || got.ChannelID != "21" || got.Token != "tok-2" {
+		t.Fatalf("after saving again: %+v, %v", got, err)
+	}
+	if err := s.SaveLaunch(ctx, relay.Launch{}); err == nil {
+		t.Error("a launch without a prediction id was saved")
+	}
+}
+
+func testLaunchPrune(t *testing.T, s relay.Store) {
+	ctx := context.Background()
+	for _, l := range []relay.Launch{launch("old", 0), launch("new", 48*time.Hour)} {
+		if err := s.SaveLaunch(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Prune(ctx, at(24*time.Hour), at(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Launch(ctx, "old"); !errors.Is(err, relay.ErrNoLaunch) {
+		t.Errorf("a launch created before doneBefore survived the prune: %v", err)
+	}
+	if _, err := s.Launch(ctx, "new"); err != nil {
+		t.Errorf("a recent launch was pruned: %v", err)
+	}
+}
