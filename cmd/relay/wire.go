@@ -169,8 +169,16 @@ func newNotifier(n *config.Notifier, stdout io.Writer, log *slog.Logger) (relay.
 		return notifiers.NewConsole(w), nil
 	case "discord":
 		d := n.Discord
+		if d.UsesWebhook() {
+			return notifiers.NewDiscord(notifiers.DiscordOptions{
+				WebhookURL: d.WebhookURL.Reveal(),
+				APIURL:     d.APIURL,
+				Timeout:    d.Timeout.D(),
+				Username:   d.Username,
+				AvatarURL:  d.AvatarURL,
+			})
+		}
 		return notifiers.NewDiscord(notifiers.DiscordOptions{
-			WebhookURL: d.WebhookURL.Reveal(),
 			BotToken:   d.BotToken.Reveal(),
 			ChannelID:  d.ChannelID,
 			APIURL:     d.APIURL,

@@ -43,6 +43,8 @@ type Config struct {
 	Templates Templates
 	// Attachments says where output files may be downloaded from, for notifiers with attach.
 	Attachments Attachments
+	// Bot is the Discord bot, off unless configured.
+	Bot Bot
 	// Notifiers holds every [notifiers.NAME] table by NAME.
 	Notifiers map[string]*Notifier
 	// Digests holds every [digests.NAME] table by NAME.
@@ -227,6 +229,7 @@ func defaults() *Config {
 			BackoffMax:  Duration(10 * time.Minute),
 		},
 		Attachments: Attachments{Hosts: []string{"replicate.delivery"}, Timeout: Duration(20 * time.Second)},
+		Bot:         defaultBot(),
 		Notifiers:   map[string]*Notifier{},
 		Digests:     map[string]*Digest{},
 	}
@@ -338,12 +341,13 @@ func (c *Config) Redacted() string {
 		Dispatch    Dispatch       `toml:"dispatch"`
 		Templates   Templates      `toml:"templates"`
 		Attachments Attachments    `toml:"attachments"`
+		Bot         any            `toml:"bot"`
 		Notifiers   map[string]any `toml:"notifiers"`
 		Digests     map[string]any `toml:"digests,omitempty"`
 		Rules       []rule         `toml:"rules"`
 	}{
 		Server: c.Server, Log: c.Log, Store: c.Store, Replicate: c.Replicate,
-		Dispatch: c.Dispatch, Templates: c.Templates, Attachments: c.Attachments,
+		Dispatch: c.Dispatch, Templates: c.Templates, Attachments: c.Attachments, Bot: flatten(&c.Bot),
 		Notifiers: map[string]any{},
 	}
 	doc.Server.PublicURL = redactURL(doc.Server.PublicURL)

@@ -488,10 +488,8 @@ webhook_url = "https://hooks.slack.com/services/T/B/X"
 		{"slack icon_emoji", slackOK + "icon_emoji = \"robot\"\n", nil, problem{`config.toml: notifiers.slack.icon_emoji: want an emoji code such as ":robot_face:", got "robot"`}},
 
 		// Discord.
-		{"discord both", "[notifiers.d]\ntype = \"discord\"\nwebhook_url = \"https://discord.com/api/webhooks/1/x\"\nbot_token = \"t\"\nchannel_id = \"1\"\n", nil,
-			problem{"config.toml: notifiers.d: webhook_url and bot_token are both set; use one"}},
 		{"discord token without channel", "[notifiers.d]\ntype = \"discord\"\nbot_token = \"t\"\n", nil,
-			problem{"config.toml: notifiers.d: bot_token is set, channel_id must be set too"}},
+			problem{`config.toml: notifiers.d: notifier "d" is not configured (set webhook_url, or bot_token and channel_id)`}},
 		{"discord channel not numeric", "[notifiers.d]\ntype = \"discord\"\nbot_token = \"t\"\nchannel_id = \"#general\"\n", nil,
 			problem{`config.toml: notifiers.d.channel_id: want a numeric channel id`}},
 		{"discord webhook not a URL", "[notifiers.d]\ntype = \"discord\"\nwebhook_url = \"${D}\"\n", []string{"D", "not a url SECRETVALUE"},
@@ -1100,5 +1098,56 @@ cc = ["lead@example.com"]
 	}
 	if strings.Contains(c.Redacted(), "SECRETVALUE") || strings.Contains(c.Redacted(), "tok\"") {
 		t.Errorf("Redacted shows a secret:\n%s", c.Redacted())
+	}
+}
+
+func TestBot(t *testing.T) {
+	key := strings.Repeat("ab", 32)
+	vars := []string{"DISCORD_APP_ID", "123456789012345678", "DISCORD_PUBLIC_KEY", key, "DISCORD_BOT_TOKEN", "bot-token",
+		"REPLICATE_API_TOKEN", "r8_token", "RELAY_PUBLIC_URL", "https://relay.example.com"}
+	c, err := Load(examplePath, env(vars...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.Bot
+	if !b.Enabled() || b.AppID != "123456789012345678" || b.PublicKey != key || b.BotToken.Reveal() != "bot-token" ||
+		b.ReplicateToken.Reveal() != "r8_token" || b.Path != "/discord/interactions" || b.DefaultModel == "" || !b.Attach {
+		t.Fatalf("bot = %+v", b)
+	}
+	if red := c.Redacted(); strings.Contains(red, "bot-token") || strings.Contains(red, "r8_token") {
+		t.Errorf("a bot secret is in the printed config")
+	}
+	if c, err := Load(examplePath, env()); err != nil || c.Bot.Enabled() {
+		t.Errorf("without DISCORD_APP_ID the bot is on (%v)", err)
+	}
+
+	base := console + rule + `
+[server]
+public_url = "${PUBLIC}"
+[bot]
+app_id = "123"
+public_key = "${KEY:-` + key + `}"
+bot_token = "t"
+replicate_token = "r"
+models = ["${MODEL:-acme/a}"]
+`
+	for _, tt := range []struct {
+		name, extra string
+		env         []string
+		want        string
+	}{
+		{"needs a public URL", "", nil, "config.toml: server.public_url: is required with the bot"},
+		{"bad key", "", []string{"PUBLIC", "https://r.example", "KEY", "xyz"}, "config.toml: bot.public_key: want the application's public key"},
+		{"default not allowed", "default_model = \"acme/b\"\n", []string{"PUBLIC", "https://r.example"}, `config.toml: bot.default_model: "acme/b" is not among the allowed models`},
+		{"bad model", "", []string{"PUBLIC", "https://r.example", "MODEL", "not a model"}, "config.toml: bot.models:"},
+		{"path is the hook", "path = \"/hooks/replicate\"\n", []string{"PUBLIC", "https://r.example"}, "config.toml: bot.path: is the webhook path"},
+		{"limit without window", "user_window = \"0s\"\n", []string{"PUBLIC", "https://r.example"}, "config.toml: bot.user_window: must be more than 0 with a limit"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("config.toml", []byte(base+tt.extra), env(tt.env...))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

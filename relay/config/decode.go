@@ -63,7 +63,7 @@ func (p path) String() string {
 }
 
 // sectionOrder is the order of the top-level keys, which problems are reported in.
-var sectionOrder = []string{"server", "log", "store", "replicate", "dispatch", "templates", "attachments", "notifiers", "digests", "rules"}
+var sectionOrder = []string{"server", "log", "store", "replicate", "dispatch", "templates", "attachments", "bot", "notifiers", "digests", "rules"}
 
 // loader collects the problems of one Parse.
 type loader struct {
@@ -136,7 +136,7 @@ func position(p path) (section, index int, name string) {
 func sections(c *Config) map[string]any {
 	return map[string]any{
 		"server": &c.Server, "log": &c.Log, "store": &c.Store, "replicate": &c.Replicate,
-		"dispatch": &c.Dispatch, "templates": &c.Templates, "attachments": &c.Attachments,
+		"dispatch": &c.Dispatch, "templates": &c.Templates, "attachments": &c.Attachments, "bot": &c.Bot,
 	}
 }
 

@@ -207,13 +207,11 @@ type Discord struct {
 	AvatarURL string `toml:"avatar_url"`
 }
 
+// UsesWebhook reports whether d posts through its webhook: webhook_url wins over bot_token,
+// which the [bot] may share (DISCORD_BOT_TOKEN) without meaning this notifier to use it.
+func (d *Discord) UsesWebhook() bool { return d.WebhookURL != "" }
+
 func (d *Discord) check(l *loader, p path) {
-	if d.WebhookURL != "" && d.BotToken != "" {
-		l.fail(p, "webhook_url and bot_token are both set; use one")
-	}
-	if d.BotToken != "" && d.ChannelID == "" {
-		l.fail(p, "bot_token is set, channel_id must be set too")
-	}
 	if d.ChannelID != "" && strings.Trim(d.ChannelID, "0123456789") != "" {
 		l.fail(p.add("channel_id"), "want a numeric channel id such as \"123456789012345678\", got %q", d.ChannelID)
 	}
@@ -234,7 +232,11 @@ func (d *Discord) check(l *loader, p path) {
 	}
 }
 
-func (d *Discord) configured() bool { return d.WebhookURL != "" || d.BotToken != "" }
+// configured: a webhook, or a bot token with the channel to post to. A bot token alone (the
+// [bot]'s, shared through DISCORD_BOT_TOKEN) does not configure the notifier.
+func (d *Discord) configured() bool {
+	return d.WebhookURL != "" || (d.BotToken != "" && d.ChannelID != "")
+}
 func (d *Discord) hint() string     { return "set webhook_url, or bot_token and channel_id" }
 
 // Email sends mail through an SMTP server.

@@ -27,6 +27,7 @@ func (l *loader) validate(c *Config, rules []ruleFile) {
 	l.checkReplicate(path{"replicate"}, c.Replicate)
 	l.checkDispatch(path{"dispatch"}, c.Dispatch)
 	l.checkAttachments(path{"attachments"}, c.Attachments)
+	l.checkBot(path{"bot"}, c)
 	for _, name := range sortedKeys(c.Notifiers) {
 		if !l.broken[name] {
 			l.checkNotifier(path{"notifiers", name}, c, c.Notifiers[name])
