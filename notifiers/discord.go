@@ -261,25 +261,11 @@ func (d *Discord) Notify(ctx context.Context, m relay.Message) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	p := discordPayload(m)
-	// A session per call: discordgo's rate limiter would otherwise remember one call's 429 and
-	// make a later call sleep without regard for its context. Pacing is the dispatcher's job.
-	sess, err := discordgo.New(d.auth)
+	sess, tr, err := d.session()
 	if err != nil {
-		return "", relay.Permanent(d.redact.error(fmt.Errorf("discord: %w", err)))
+		return "", err
 	}
-	tr := &discordTransport{base: d.client.Transport, from: d.from, to: d.to}
-	if tr.base == nil {
-		tr.base = http.DefaultTransport
-	}
-	client := *d.client
-	client.Transport = tr
-	sess.Client = &client
-	sess.ShouldRetryOnRateLimit = false
-	sess.MaxRestRetries = 0
-	// discordgo logs some failures (a 429 it cannot read) to the standard logger; they are
-	// reported here, as errors.
-	sess.LogLevel = discordgo.LogError - 1
-	opts := []discordgo.RequestOption{discordgo.WithContext(ctx), discordgo.WithRetryOnRatelimit(false), discordgo.WithRestRetries(0)}
+	opts := requestOptions(ctx)
 	files := p.discordFiles()
 
 	var sent *discordgo.Message
@@ -315,6 +301,35 @@ func (d *Discord) Notify(ctx context.Context, m relay.Message) (string, error) {
 		return "", nil
 	}
 	return sent.ID, nil
+}
+
+// session makes a discordgo session for one call, its requests sent through a transport that
+// points them at the configured API and records Discord's answer for classify. A session per
+// call: discordgo's rate limiter would otherwise remember one call's 429 and make a later call
+// sleep without regard for its context. Pacing is the dispatcher's job.
+func (d *Discord) session() (*discordgo.Session, *discordTransport, error) {
+	sess, err := discordgo.New(d.auth)
+	if err != nil {
+		return nil, nil, relay.Permanent(d.redact.error(fmt.Errorf("discord: %w", err)))
+	}
+	tr := &discordTransport{base: d.client.Transport, from: d.from, to: d.to}
+	if tr.base == nil {
+		tr.base = http.DefaultTransport
+	}
+	client := *d.client
+	client.Transport = tr
+	sess.Client = &client
+	sess.ShouldRetryOnRateLimit = false
+	sess.MaxRestRetries = 0
+	// discordgo logs some failures (a 429 it cannot read) to the standard logger; they are
+	// reported here, as errors.
+	sess.LogLevel = discordgo.LogError - 1
+	return sess, tr, nil
+}
+
+// requestOptions are the options of every call: ctx, and no retries of discordgo's own.
+func requestOptions(ctx context.Context) []discordgo.RequestOption {
+	return []discordgo.RequestOption{discordgo.WithContext(ctx), discordgo.WithRetryOnRatelimit(false), discordgo.WithRestRetries(0)}
 }
 
 // classify turns the outcome of one call into nil or a classified error, from what the

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -75,6 +76,16 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		return err
 	}
 
+	rules := cfg.Rules
+	bot, err := newDiscordBot(cfg, store, set, log)
+	if err != nil {
+		return err
+	}
+	if bot != nil {
+		rules = append(slices.Clip(rules), bot.rule)
+		dests[botDestination] = bot.destination
+	}
+
 	d := cfg.Dispatch
 	dispatcher := relay.NewDispatcher(store, newRenderer(cfg, set), dests, relay.DispatcherConfig{
 		Workers: d.Workers, Lease: d.Lease.D(), SendTimeout: d.SendTimeout.D(), MaxAttempts: d.MaxAttempts,
@@ -87,7 +98,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	})
 	receiver := &relay.Receiver{
 		Verifier:  verifier,
-		Rules:     cfg.Rules,
+		Rules:     rules,
 		Committer: committer,
 		MaxBody:   int64(cfg.Server.MaxBody),
 		Logger:    log,
@@ -99,6 +110,13 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		}
 		return store.Ping(ctx)
 	})
+	if bot != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/", routes)
+		mux.Handle(cfg.Bot.Path, bot.handler)
+		routes = mux
+		log.Info("discord bot on", "interactions", cfg.Bot.Path, "models", len(cfg.Bot.Models))
+	}
 	srv := &http.Server{
 		Handler:           routes,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -179,12 +179,12 @@ func newNotifier(n *config.Notifier, stdout io.Writer, log *slog.Logger) (relay.
 			})
 		}
 		return notifiers.NewDiscord(notifiers.DiscordOptions{
-			BotToken:   d.BotToken.Reveal(),
-			ChannelID:  d.ChannelID,
-			APIURL:     d.APIURL,
-			Timeout:    d.Timeout.D(),
-			Username:   d.Username,
-			AvatarURL:  d.AvatarURL,
+			BotToken:  d.BotToken.Reveal(),
+			ChannelID: d.ChannelID,
+			APIURL:    d.APIURL,
+			Timeout:   d.Timeout.D(),
+			Username:  d.Username,
+			AvatarURL: d.AvatarURL,
 		})
 	case "email":
 		e := n.Email
