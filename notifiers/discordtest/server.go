@@ -1,10 +1,13 @@
-// Package discordtest is a local stand-in for the two Discord endpoints the relay posts to: a
-// channel webhook (POST /api/v10/webhooks/{id}/{token}) and a bot's channel messages (POST
-// /api/v10/channels/{id}/messages). It answers the way Discord does (status codes, JSON error
-// bodies with Discord's codes, 429s with retry_after and X-RateLimit-* headers, form validation
-// of a message's limits), accepts JSON and multipart bodies with files, records every message it
-// accepts with its embeds and files, and fails on demand, so that notifier tests run against
-// something realistic without a network.
+// Package discordtest is a local stand-in for the Discord endpoints the relay calls: a channel
+// webhook (POST /api/v10/webhooks/{id}/{token}), a bot's channel messages (POST
+// /api/v10/channels/{id}/messages), the webhooks of answered interactions (the original
+// response's GET and PATCH .../messages/@original, and follow-ups; see AddInteraction), and the
+// application commands (GET and PUT /applications/{id}/commands and the guild variant; see
+// Commands). It answers the way Discord does (status codes, JSON error bodies with Discord's
+// codes, 429s with retry_after and X-RateLimit-* headers, form validation of a message's limits
+// and of command definitions), accepts JSON and multipart bodies with files, records every
+// message it accepts with its embeds and files, and every edit, and fails on demand, so that
+// tests run against something realistic without a network.
 //
 // Server serves it on a loopback httptest server; Handler serves it anywhere. Neither needs a
 // *testing.T.
@@ -19,6 +22,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,10 +43,17 @@ const (
 	WebhookToken = "discordtest-webhook-token_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
 	// WebhookPath is the path of the webhook.
 	WebhookPath = APIPath + "/webhooks/" + WebhookID + "/" + WebhookToken
-	// BotToken is the bot token the channel endpoint accepts, sent as "Authorization: Bot <token>".
+	// BotToken is the bot token the channel and application command endpoints accept, sent as
+	// "Authorization: Bot <token>".
 	BotToken = "MTIwMDAwMDAwMDAwMDAwMDAwMg.discordtest.bot-token_0123456789abcdefghijk"
+	// ApplicationID is the application BotToken belongs to: the one whose commands the bot may
+	// read and overwrite. As on Discord, it is also the bot user's id.
+	ApplicationID = "1000000000000000001"
 	// ChannelID is the channel that exists, reachable by the bot and the webhook.
 	ChannelID = "1100000000000000001"
+	// GuildID is the server the application was added to with the applications.commands scope:
+	// the one whose commands it may overwrite.
+	GuildID = "1150000000000000001"
 )
 
 // Limits Discord enforces on a message, from its API reference.
@@ -69,6 +80,9 @@ const firstID = 1300000000000000001
 
 // Attachment is a file received with a message.
 type Attachment struct {
+	// ID is the attachment's id, as the API reports it and as an edit's attachments list refers
+	// to it to keep it.
+	ID string
 	// Field is the multipart field it came in, e.g. "files[0]".
 	Field string
 	// Name is the file name as sent.
@@ -83,7 +97,8 @@ type Attachment struct {
 type Message struct {
 	// ID is the message's id, its reference in the API.
 	ID string
-	// Webhook is true for a message posted through the webhook, false for the bot.
+	// Webhook is true for a message posted through a webhook (the channel webhook, or an
+	// interaction's for a follow-up), false for the bot.
 	Webhook bool
 	// ChannelID is the channel posted to.
 	ChannelID string
@@ -101,10 +116,23 @@ type Message struct {
 	AllowedMentions *discordgo.MessageAllowedMentions
 	// Attachments are the files received, in order.
 	Attachments []Attachment
-	// Payload is the JSON payload as sent (the body, or the payload_json part).
+	// Payload is the JSON payload as sent (the body, or the payload_json part). For an edit, the
+	// edit's payload.
 	Payload json.RawMessage
-	// Time is when the message was accepted.
+	// Time is when the message was accepted (for an original response, when AddInteraction
+	// added it).
 	Time time.Time
+
+	// ApplicationID and InteractionToken name the interaction the message answers: set on an
+	// interaction's original response (AddInteraction), its edits and its follow-ups, "" on
+	// other messages. Follow-ups also have Webhook set, as they come through the interaction's
+	// webhook.
+	ApplicationID, InteractionToken string
+	// Edited is when the message was last edited, zero if it never was. A message returned by
+	// Edits is the message as that edit left it: Content, Embeds and Attachments are its whole
+	// state after the edit (files kept and files added), while Multipart, AllowedMentions and
+	// Payload are those of the edit request.
+	Edited time.Time
 }
 
 // Attachment returns the file named name, if one was received.
@@ -147,11 +175,19 @@ type Handler struct {
 	requests int
 	nextID   int64
 
+	interactions map[interactionKey]*interaction
+	edits        inbox.Inbox[Message]
+
+	guilds        map[string]bool
+	commands      map[string][]*discordgo.ApplicationCommand // by guild id, "" for global
+	nextCommandID int64
+
 	done      chan struct{} // closed by Close, to release held requests
 	closeOnce sync.Once
 }
 
-// NewHandler returns a stand-in with one channel, ChannelID.
+// NewHandler returns a stand-in with one channel, ChannelID, one guild, GuildID, and no
+// commands.
 func NewHandler() *Handler {
 	h := &Handler{done: make(chan struct{})}
 	h.reset()
@@ -164,9 +200,15 @@ func (h *Handler) reset() {
 	h.failures = nil
 	h.requests = 0
 	h.nextID = firstID
+	h.interactions = map[interactionKey]*interaction{}
+	h.edits.Reset()
+	h.guilds = map[string]bool{GuildID: true}
+	h.commands = map[string][]*discordgo.ApplicationCommand{}
+	h.nextCommandID = firstCommandID
 }
 
-// Reset forgets messages, scripted failures and added channels.
+// Reset forgets messages, edits, interactions, commands, scripted failures and added channels
+// and guilds.
 func (h *Handler) Reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -209,8 +251,8 @@ func (h *Handler) Messages() []Message {
 	return h.inbox.All()
 }
 
-// Requests is the number of requests made to the webhook and the channel endpoint, failed ones
-// included.
+// Requests is the number of requests made to the stand-in's endpoints (webhooks, channel
+// messages, interaction messages, application commands), failed ones included.
 func (h *Handler) Requests() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -237,24 +279,44 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(rest, "/")
 	switch {
 	case len(parts) == 3 && parts[0] == "webhooks":
-		if !h.readable(w, r) {
+		if !h.allowed(w, r, http.MethodPost) {
+			return
+		}
+		if h.isInteraction(parts[1], parts[2]) {
+			h.serveFollowup(w, r, interactionKey{parts[1], parts[2]})
 			return
 		}
 		h.serveWebhook(w, r, parts[1], parts[2])
+	case len(parts) == 5 && parts[0] == "webhooks" && parts[3] == "messages":
+		if !h.allowed(w, r, http.MethodGet, http.MethodPatch) {
+			return
+		}
+		h.serveInteractionMessage(w, r, interactionKey{parts[1], parts[2]}, parts[4])
 	case len(parts) == 3 && parts[0] == "channels" && parts[2] == "messages":
-		if !h.readable(w, r) {
+		if !h.allowed(w, r, http.MethodPost) {
 			return
 		}
 		h.serveChannel(w, r, parts[1])
+	case len(parts) == 3 && parts[0] == "applications" && parts[2] == "commands":
+		if !h.allowed(w, r, http.MethodGet, http.MethodPut) {
+			return
+		}
+		h.serveCommands(w, r, parts[1], "")
+	case len(parts) == 5 && parts[0] == "applications" && parts[2] == "guilds" && parts[4] == "commands":
+		if !h.allowed(w, r, http.MethodGet, http.MethodPut) {
+			return
+		}
+		h.serveCommands(w, r, parts[1], parts[3])
 	default:
 		writeError(w, http.StatusNotFound, 0, "404: Not Found", nil)
 	}
 }
 
-// readable answers a request that is not a POST or is too large, and reports whether it is
-// neither.
-func (h *Handler) readable(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method != http.MethodPost {
+// allowed answers a request whose method is not one of methods, or that is too large, and
+// reports whether it is neither.
+func (h *Handler) allowed(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	if !slices.Contains(methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(methods, ", "))
 		writeError(w, http.StatusMethodNotAllowed, 0, "405: Method Not Allowed", nil)
 		return false
 	}
@@ -357,14 +419,13 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) (*payload, int) {
 // answer is the message object Discord returns for m.
 func answer(m Message) map[string]any {
 	atts := []map[string]any{}
-	for i, a := range m.Attachments {
-		id := fmt.Sprintf("%s%02d", m.ID, i)
+	for _, a := range m.Attachments {
 		atts = append(atts, map[string]any{
-			"id":           id,
+			"id":           a.ID,
 			"filename":     a.Name,
 			"size":         len(a.Data),
 			"content_type": a.ContentType,
-			"url":          "https://cdn.discordapp.com/attachments/" + m.ChannelID + "/" + id + "/" + a.Name,
+			"url":          "https://cdn.discordapp.com/attachments/" + m.ChannelID + "/" + a.ID + "/" + a.Name,
 		})
 	}
 	embeds := m.Embeds
@@ -383,6 +444,18 @@ func answer(m Message) map[string]any {
 		"tts":         false,
 		"pinned":      false,
 	}
+	v["edited_timestamp"] = nil
+	if !m.Edited.IsZero() {
+		v["edited_timestamp"] = m.Edited.UTC().Format(time.RFC3339Nano)
+	}
+	if m.InteractionToken != "" {
+		// An interaction's messages come from its application, through the interaction's
+		// webhook.
+		v["webhook_id"] = m.ApplicationID
+		v["application_id"] = m.ApplicationID
+		v["author"] = map[string]any{"id": m.ApplicationID, "username": "relay-bot", "bot": true, "discriminator": "0000"}
+		return v
+	}
 	if m.Webhook {
 		name := m.Username
 		if name == "" {
@@ -391,7 +464,7 @@ func answer(m Message) map[string]any {
 		v["webhook_id"] = WebhookID
 		v["author"] = map[string]any{"id": WebhookID, "username": name, "bot": true, "discriminator": "0000"}
 	} else {
-		v["author"] = map[string]any{"id": "1000000000000000001", "username": "relay-bot", "bot": true, "discriminator": "0000"}
+		v["author"] = map[string]any{"id": ApplicationID, "username": "relay-bot", "bot": true, "discriminator": "0000"}
 	}
 	return v
 }
@@ -491,12 +564,27 @@ func defaultBody(status int, f Failure) string {
 func (h *Handler) record(m Message) Message {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m.ID = strconv.FormatInt(h.nextID, 10)
-	h.nextID++
-	m.Time = time.Now()
+	m = h.identify(m)
 	h.inbox.Add(m)
 	return m
 }
+
+// identify gives a new message its id, its attachments theirs, and its time. The caller holds
+// mu.
+func (h *Handler) identify(m Message) Message {
+	m.ID = strconv.FormatInt(h.nextID, 10)
+	h.nextID++
+	m.Time = time.Now()
+	m.Attachments = slices.Clone(m.Attachments)
+	for i := range m.Attachments {
+		m.Attachments[i].ID = attachmentID(m.ID, i)
+	}
+	return m
+}
+
+// attachmentID is the id of a message's n-th attachment (counting every file it was ever
+// given).
+func attachmentID(messageID string, n int) string { return fmt.Sprintf("%s%02d", messageID, n) }
 
 // payload is the part of a message the stand-in looks at.
 type payload struct {
