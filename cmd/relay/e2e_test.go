@@ -55,6 +55,7 @@ func e2eConfig(t *testing.T, db, slackURL string, extra string) *config.Config {
 [server]
 addr = "127.0.0.1:0"
 shutdown_timeout = "10s"
+public_url = "https://relay.example.com"
 [store]
 url = %q
 [replicate]

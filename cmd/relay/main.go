@@ -8,6 +8,7 @@
 //	relay send-test  [--config FILE]   post signed sample events to a running relay
 //	relay deliveries [--config FILE]   list deliveries (e.g. --state dead)
 //	relay digest send|preview NAME     send a digest now, or show the next one
+//	relay discord register [--guild ID] register the bot's slash commands
 //	relay version
 package main
 
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDeliveries(ctx, rest, stdout, stderr)
 	case "digest":
 		err = cmdDigest(ctx, rest, stdout, stderr)
+	case "discord":
+		err = cmdDiscord(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "relay", versionString())
 		return 0
@@ -105,6 +108,7 @@ Usage:
   relay digest send NAME    [--config FILE] [--wait D]   close the digest's period now and send it
   relay digest preview NAME [--config FILE] [--target T] [--html FILE]
                                                          render the next digest without marking anything sent
+  relay discord register [--config FILE] [--guild ID]    register the bot's slash commands with Discord
   relay version
 
 With no --config, the relay runs on its embedded defaults: SQLite in ./relay.db, listening on
