@@ -237,7 +237,7 @@ func (d *Discord) check(l *loader, p path) {
 func (d *Discord) configured() bool {
 	return d.WebhookURL != "" || (d.BotToken != "" && d.ChannelID != "")
 }
-func (d *Discord) hint() string     { return "set webhook_url, or bot_token and channel_id" }
+func (d *Discord) hint() string { return "set webhook_url, or bot_token and channel_id" }
 
 // Email sends mail through an SMTP server.
 type Email struct {
