@@ -57,10 +57,8 @@ func TestDiscordReply(t *testing.T) {
 		t.Fatalf("channel messages %+v", msgs)
 	}
 	// A launch not recorded yet is retried.
-	other := *ev
-	other.ID = "unknown"
 	m2 := m
-	m2.Event = &other
+	m2.Event = parseEvent(t, `{"id":"unknown","status":"succeeded"}`)
 	_, err := late.Notify(context.Background(), m2)
 	if err == nil || relay.Classify(err).Permanent {
 		t.Fatalf("unknown launch: %v, want a retryable error", err)
