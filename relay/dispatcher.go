@@ -83,6 +83,15 @@ func (c *DispatcherConfig) maxPaceWait() time.Duration {
 	return max(0, min(c.MaxPaceWait, (c.Lease-c.SendTimeout)/2))
 }
 
+// settleMargin is the part of a lease kept free after a send for recording its outcome: a send
+// starts only while SendTimeout plus this much of the lease is left, so that the outcome,
+// recorded in batches by another goroutine, is in the store before the lease expires and
+// another replica could take the delivery over and send it again. A quarter of what the lease
+// leaves after a send: 11s with the defaults.
+func (c *DispatcherConfig) settleMargin() time.Duration {
+	return max(0, (c.Lease-c.SendTimeout)/4)
+}
+
 // Dispatcher drains due deliveries from the store: it leases them, renders each through its
 // rule's template, sends it, and records the outcome. A delivery held by a process that died is
 // taken again once its lease expires.
@@ -225,7 +234,7 @@ func (d *Dispatcher) release(batch []Delivery) {
 func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 	// Queued deliveries are handed back rather than started once the dispatcher is stopping,
 	// or when too little of their lease is left to finish a send within it.
-	if ctx.Err() != nil || dl.LeaseUntil.Sub(d.now()) < d.cfg.SendTimeout {
+	if ctx.Err() != nil || dl.LeaseUntil.Sub(d.now()) < d.cfg.SendTimeout+d.cfg.settleMargin() {
 		d.release([]Delivery{dl})
 		return
 	}
@@ -273,7 +282,7 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 
 	p := d.pacers[dl.Notifier]
 	if wait := p.reserve(d.now()); wait > 0 {
-		if wait > d.maxPaceWait || d.now().Add(wait+d.cfg.SendTimeout).After(dl.LeaseUntil) {
+		if wait > d.maxPaceWait || d.now().Add(wait+d.cfg.SendTimeout+d.cfg.settleMargin()).After(dl.LeaseUntil) {
 			p.cancel()
 			d.settle(log, dl, Settlement{State: Pending, Attempts: dl.Attempts, NextAt: d.now().Add(wait)})
 			return
@@ -329,7 +338,7 @@ func (d *Dispatcher) attach(ctx context.Context, log *slog.Logger, f Fetcher, dl
 	if len(urls) == 0 {
 		return nil
 	}
-	budget := min(d.cfg.SendTimeout, dl.LeaseUntil.Sub(d.now())-d.cfg.SendTimeout)
+	budget := min(d.cfg.SendTimeout, dl.LeaseUntil.Sub(d.now())-d.cfg.SendTimeout-d.cfg.settleMargin())
 	if budget <= 0 {
 		log.Warn("no time left in the lease to download output files; sending links", "files", len(urls))
 		return nil
