@@ -78,6 +78,7 @@ type options struct {
 	quiet       time.Duration
 	workers     int
 	seed        uint64
+	store       string // "sqlite" or "postgres"
 }
 
 func main() {
@@ -103,6 +104,7 @@ func mainErr() int {
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long to wait after the load for every expected Slack message")
 	fs.DurationVar(&o.quiet, "quiet", time.Second, "how long to keep listening for late duplicates once every message arrived")
 	fs.IntVar(&o.workers, "workers", 0, "[dispatch] workers of the relay (0: the relay's default)")
+	fs.StringVar(&o.store, "store", "sqlite", "the relay's store: sqlite (a file in the run's directory) or postgres (a fresh schema on "+postgresEnv+", default "+defaultPostgres+")")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the workload (which messages are re-sent, which predictions fail)")
 	// The reference server mode, used by the benchmark itself.
 	refServer := fs.Bool("ref-server", false, "internal: run the reference server")
@@ -122,6 +124,10 @@ func mainErr() int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.store != "sqlite" && o.store != "postgres" {
+		fmt.Fprintf(os.Stderr, "relay-bench: -store %q: want sqlite or postgres\n", o.store)
+		return 2
+	}
 	if o.soak {
 		if !set["duration"] {
 			o.duration = 25 * time.Minute
@@ -394,8 +400,19 @@ func (r *runReport) runRelay(ctx context.Context, bin, secret, dir string) error
 		return err
 	}
 	db := filepath.Join(dir, "relay.db")
+	storeURL, storeLabel := db, "SQLite "+db
+	if r.opts.store == "postgres" {
+		schema, err := newPGSchema(ctx, r.n)
+		if err != nil {
+			return err
+		}
+		if !r.opts.keep {
+			defer schema.drop()
+		}
+		storeURL, storeLabel = schema.url, "PostgreSQL schema "+schema.name
+	}
 	cfgPath := filepath.Join(dir, "relay.toml")
-	if err := os.WriteFile(cfgPath, []byte(relayConfig(addr, db, secret, slack.url, r.opts.soak, r.opts.workers)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(relayConfig(addr, storeURL, secret, slack.url, r.opts.soak, r.opts.workers)), 0o600); err != nil {
 		return err
 	}
 	logPath := filepath.Join(dir, "relay.log")
@@ -409,7 +426,7 @@ func (r *runReport) runRelay(ctx context.Context, bin, secret, dir string) error
 	}
 	c.startRSS(time.Second)
 	cpu0 := cpuOf(c.pid())
-	fmt.Printf("relay: %s serve, pid %d, SQLite %s, load %s ...\n", filepath.Base(bin), c.pid(), db, loadLabel(r.opts))
+	fmt.Printf("relay: %s serve, pid %d, %s, load %s ...\n", filepath.Base(bin), c.pid(), storeLabel, loadLabel(r.opts))
 
 	var tick func(time.Duration, uint64)
 	if r.opts.soak {
@@ -445,7 +462,9 @@ func (r *runReport) runRelay(ctx context.Context, bin, secret, dir string) error
 	r.relCPU = relCPULoad
 	r.relRSS, _ = procStatus(c.pid(), "VmHWM")
 	r.rssTrace = c.stopRSSSampler()
-	if dbr, err := openStoreReader(db); err == nil {
+	if r.opts.store == "postgres" {
+		r.store.err = errors.New("not read for PostgreSQL")
+	} else if dbr, err := openStoreReader(db); err == nil {
 		r.store = readStore(dbr)
 		dbr.Close()
 	} else {

@@ -220,7 +220,10 @@ func sendDigest(ctx context.Context, cfg *config.Config, store relay.Store, set 
 	}
 	switch {
 	case !c.Closed:
-		return fmt.Errorf("digest %s: a period ending now was closed already", spec.Name)
+		// Another process closed a period ending as late or later meanwhile: its message has
+		// these items.
+		fmt.Fprintf(stdout, "digest %s: closed just now by another process, nothing more to send\n", spec.Name)
+		return nil
 	case c.Items == 0:
 		fmt.Fprintf(stdout, "digest %s: nothing since %s, nothing sent\n", spec.Name, c.Begin.In(spec.Schedule.Location()).Format("2006-01-02 15:04 MST"))
 		return nil

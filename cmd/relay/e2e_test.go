@@ -16,8 +16,8 @@ import (
 	"github.com/mlrelay/relay/notifiers/slacktest"
 	"github.com/mlrelay/relay/relay"
 	"github.com/mlrelay/relay/relay/config"
+	"github.com/mlrelay/relay/relay/postgres/pgtest"
 	"github.com/mlrelay/relay/relay/replicate"
-	"github.com/mlrelay/relay/relay/sqlite"
 )
 
 // instance is one relay started by a test: the real server on loopback, a real SQLite file.
@@ -45,6 +45,32 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// storeEnv switches the end-to-end tests to PostgreSQL: with RELAY_TEST_STORE=postgres every
+// test's store is a fresh schema there instead of a SQLite file (CI runs them both ways).
+const storeEnv = "RELAY_TEST_STORE"
+
+var (
+	storesMu sync.Mutex
+	stores   = map[string]string{} // a test's SQLite path → the PostgreSQL URL standing in for it
+)
+
+// storeURL is the store a test's relay uses for the SQLite file path db: db itself, or with
+// RELAY_TEST_STORE=postgres a fresh PostgreSQL schema, the same one for every use of db.
+func storeURL(t *testing.T, db string) string {
+	t.Helper()
+	if os.Getenv(storeEnv) != "postgres" {
+		return db
+	}
+	storesMu.Lock()
+	defer storesMu.Unlock()
+	if u, ok := stores[db]; ok {
+		return u
+	}
+	u := pgtest.URL(t)
+	stores[db] = u
+	return u
 }
 
 // e2eConfig is a config for tests: a Slack notifier on the stand-in, a rule for terminal
@@ -78,7 +104,7 @@ burst = 10
 name = "finished"
 statuses = ["succeeded", "failed", "canceled", "aborted"]
 notify = ["slack"]
-%s`, db, replicate.SampleSecret, slackURL, extra)
+%s`, storeURL(t, db), replicate.SampleSecret, slackURL, extra)
 	path := filepath.Join(t.TempDir(), "relay.toml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -166,7 +192,7 @@ func sample(t *testing.T, name string) replicate.Sample {
 // deliveries reads the store as an operator would, through a second connection to the file.
 func deliveries(t *testing.T, db string) []relay.DeliveryInfo {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), db)
+	s, err := openStore(context.Background(), &config.Config{Store: config.Store{URL: storeURL(t, db)}})
 	if err != nil {
 		t.Fatal(err)
 	}

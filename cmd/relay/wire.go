@@ -18,6 +18,7 @@ import (
 	"github.com/mlrelay/relay/relay"
 	"github.com/mlrelay/relay/relay/attach"
 	"github.com/mlrelay/relay/relay/config"
+	"github.com/mlrelay/relay/relay/postgres"
 	"github.com/mlrelay/relay/relay/sqlite"
 	"github.com/mlrelay/relay/templates"
 )
@@ -49,8 +50,10 @@ func openStore(ctx context.Context, cfg *config.Config) (relay.Store, error) {
 	switch cfg.Store.Driver() {
 	case "sqlite":
 		return sqlite.Open(ctx, cfg.Store.Path())
+	case "postgres":
+		return postgres.Open(ctx, cfg.Store.URL)
 	default:
-		return nil, fmt.Errorf("%s: store.url: driver %q is not supported yet (use a SQLite file path)", cfg.Source, cfg.Store.Driver())
+		return nil, fmt.Errorf("%s: store.url: driver %q is not supported", cfg.Source, cfg.Store.Driver())
 	}
 }
 
