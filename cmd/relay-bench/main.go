@@ -78,7 +78,7 @@ type options struct {
 	quiet       time.Duration
 	workers     int
 	seed        uint64
-	store       string // "sqlite" or "postgres"
+	stores      []string // "sqlite", "postgres": one run each per GOMAXPROCS
 }
 
 func main() {
@@ -104,7 +104,7 @@ func mainErr() int {
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long to wait after the load for every expected Slack message")
 	fs.DurationVar(&o.quiet, "quiet", time.Second, "how long to keep listening for late duplicates once every message arrived")
 	fs.IntVar(&o.workers, "workers", 0, "[dispatch] workers of the relay (0: the relay's default)")
-	fs.StringVar(&o.store, "store", "sqlite", "the relay's store: sqlite (a file in the run's directory) or postgres (a fresh schema on "+postgresEnv+", default "+defaultPostgres+")")
+	storeList := fs.String("store", "sqlite", "the relay's stores, a comma-separated list of runs: sqlite (a file in the run's directory), postgres (a fresh schema on "+postgresEnv+", default "+defaultPostgres+")")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the workload (which messages are re-sent, which predictions fail)")
 	// The reference server mode, used by the benchmark itself.
 	refServer := fs.Bool("ref-server", false, "internal: run the reference server")
@@ -124,9 +124,12 @@ func mainErr() int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if o.store != "sqlite" && o.store != "postgres" {
-		fmt.Fprintf(os.Stderr, "relay-bench: -store %q: want sqlite or postgres\n", o.store)
-		return 2
+	for _, st := range strings.Split(*storeList, ",") {
+		if st = strings.TrimSpace(st); st != "sqlite" && st != "postgres" {
+			fmt.Fprintf(os.Stderr, "relay-bench: -store %q: want sqlite, postgres or both, comma-separated\n", st)
+			return 2
+		}
+		o.stores = append(o.stores, strings.TrimSpace(st))
 	}
 	if o.soak {
 		if !set["duration"] {
@@ -203,12 +206,23 @@ func bench(ctx context.Context, o *options) (int, error) {
 	printHeader(o)
 	var rows []*runReport
 	failed := false
-	for i, g := range o.gomaxprocs {
+	type runSpec struct {
+		gomaxprocs int
+		store      string
+	}
+	var specs []runSpec
+	for _, g := range o.gomaxprocs {
+		for _, st := range o.stores {
+			specs = append(specs, runSpec{g, st})
+		}
+	}
+	for i, sp := range specs {
 		if ctx.Err() != nil {
 			break
 		}
+		g := sp.gomaxprocs
 		r := &runReport{
-			n: i + 1, of: len(o.gomaxprocs), gomaxprocs: g, opts: o,
+			n: i + 1, of: len(specs), gomaxprocs: g, storeKind: sp.store, opts: o,
 			work: &workload{
 				Processing: o.processing, DupRatio: o.dupRatio, FailedRatio: o.failedRatio,
 				Seed: o.seed, Base: time.Now().UTC().Add(-time.Hour), Tag: byte('a' + i%26),
@@ -218,7 +232,7 @@ func bench(ctx context.Context, o *options) (int, error) {
 		if err := os.Mkdir(runDir, 0o700); err != nil {
 			return 1, err
 		}
-		fmt.Printf("\n=== run %d/%d: GOMAXPROCS=%s, concurrency %d, %s ===\n", r.n, r.of, gmpLabel(g), o.concurrency, loadLabel(o))
+		fmt.Printf("\n=== run %d/%d: GOMAXPROCS=%s, %s, concurrency %d, %s ===\n", r.n, r.of, gmpLabel(g), r.storeKind, o.concurrency, loadLabel(o))
 		if !o.noRef {
 			if err := r.runReference(ctx, self, secret, runDir); err != nil {
 				if ctx.Err() != nil {
@@ -295,6 +309,7 @@ func printHeader(o *options) {
 type runReport struct {
 	n, of      int
 	gomaxprocs int
+	storeKind  string
 	opts       *options
 	work       *workload
 
@@ -401,7 +416,7 @@ func (r *runReport) runRelay(ctx context.Context, bin, secret, dir string) error
 	}
 	db := filepath.Join(dir, "relay.db")
 	storeURL, storeLabel := db, "SQLite "+db
-	if r.opts.store == "postgres" {
+	if r.storeKind == "postgres" {
 		schema, err := newPGSchema(ctx, r.n)
 		if err != nil {
 			return err
@@ -462,7 +477,7 @@ func (r *runReport) runRelay(ctx context.Context, bin, secret, dir string) error
 	r.relCPU = relCPULoad
 	r.relRSS, _ = procStatus(c.pid(), "VmHWM")
 	r.rssTrace = c.stopRSSSampler()
-	if r.opts.store == "postgres" {
+	if r.storeKind == "postgres" {
 		r.store.err = errors.New("not read for PostgreSQL")
 	} else if dbr, err := openStoreReader(db); err == nil {
 		r.store = readStore(dbr)
@@ -859,8 +874,8 @@ func printTable(rows []*runReport) {
 	if len(rows) == 0 {
 		return
 	}
-	fmt.Println("\n| run | GOMAXPROCS | conc | accepted/s | ref/s | ratio | ack p50 | p99 | p99.9 | ack→slack p50 | p99 | peak RSS | lost | dup |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("\n| run | GOMAXPROCS | store | conc | accepted/s | ref/s | ratio | ack p50 | p99 | p99.9 | ack→slack p50 | p99 | peak RSS | lost | dup |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].n < rows[j].n })
 	for _, r := range rows {
 		refs, ratio := "-", "-"
@@ -869,8 +884,8 @@ func printTable(rows []*runReport) {
 			ratio = fmt.Sprintf("%.2f", r.ratio())
 		}
 		a, s := r.rel.Ack, r.ackSlack
-		fmt.Printf("| %d | %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %.1f MB | %d | %d |\n",
-			r.n, gmpLabel(r.gomaxprocs), r.opts.concurrency, rate(r.rel.OK, r.rel.Wall), refs, ratio,
+		fmt.Printf("| %d | %s | %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %.1f MB | %d | %d |\n",
+			r.n, gmpLabel(r.gomaxprocs), r.storeKind, r.opts.concurrency, rate(r.rel.OK, r.rel.Wall), refs, ratio,
 			ms(a.p(0.5)), ms(a.p(0.99)), ms(a.p(0.999)), ms(s.p(0.5)), ms(s.p(0.99)), mb(r.relRSS), r.lost, r.dups)
 	}
 }
