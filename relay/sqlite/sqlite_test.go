@@ -722,13 +722,16 @@ func TestWALStaysBoundedUnderSustainedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// Write without pause for 4 s, as a busy relay does: a passive checkpoint never catches
-	// up with a log that grows while it copies, so without a restart the log grows for good.
+	// Write without pause, as a busy relay does: a passive checkpoint never catches up with a
+	// log that grows while it copies, so without a restart the log grows for good. The test
+	// writes a volume, not a time, so that a slow or busy machine writes as much: ten times
+	// the restart threshold (each event is a page of body and a little more), or until the
+	// log has started over twice.
 	body := bytes.Repeat([]byte("x"), 4096)
 	var maxWAL int64
 	maxFrames, last, restarts := 0, 0, 0
-	deadline := time.Now().Add(4 * time.Second)
-	for b := 0; time.Now().Before(deadline); b++ {
+	deadline := time.Now().Add(60 * time.Second)
+	for b := 0; b*20 < 10*walRestartFrames && restarts < 2 && time.Now().Before(deadline); b++ {
 		var batch []*relay.Ingest
 		for i := range 20 {
 			batch = append(batch, &relay.Ingest{MessageID: fmt.Sprintf("m%d-%d", b, i), Kind: relay.KindPrediction,
@@ -755,7 +758,7 @@ func TestWALStaysBoundedUnderSustainedWrites(t *testing.T) {
 	t.Logf("database %d MiB; log started over %d times, at most %d frames in use, its file at most %d MiB",
 		db.Size()>>20, restarts, maxFrames, maxWAL>>20)
 	if restarts < 2 {
-		t.Fatalf("the log started over %d times in 4 s of writes (it reached %d frames): it only grows", restarts, maxFrames)
+		t.Fatalf("the log started over %d times while %d events were written (it reached %d frames): it only grows", restarts, 10*walRestartFrames, maxFrames)
 	}
 	if maxFrames > 25*walRestartFrames {
 		t.Fatalf("the log grew to %d frames under sustained writes, beyond %d", maxFrames, 25*walRestartFrames)
