@@ -83,7 +83,7 @@ func (w *botWorld) predict(user string, opts map[string]any) (discordgo.Interact
 		options = append(options, map[string]any{"name": k, "type": 3, "value": v})
 	}
 	body, err := json.Marshal(map[string]any{
-		"id": "1300000000000000001", "application_id": discordtest.ApplicationID, "type": 2, "token": token, "version": 1,
+		"id": fmt.Sprint(1300000000000000001 + w.seq.Load()), "application_id": discordtest.ApplicationID, "type": 2, "token": token, "version": 1,
 		"guild_id": discordtest.GuildID, "channel_id": discordtest.ChannelID,
 		"member": map[string]any{"user": map[string]any{"id": user, "username": user}, "roles": []string{}},
 		"data":   map[string]any{"id": "1", "name": "predict", "type": 1, "options": options},

@@ -77,6 +77,7 @@ type Handler struct {
 	answerWithin time.Duration
 	now          func() time.Time
 	log          *slog.Logger
+	replays      *replayGuard
 }
 
 // NewHandler returns the endpoint for o, handing commands to cmds.
@@ -105,6 +106,8 @@ func NewHandler(o Options, cmds Commands) (*Handler, error) {
 		h.log = slog.Default()
 	}
 	v.Now = h.now
+	// A replay is refused for as long as its timestamp could pass: the tolerance, either way.
+	h.replays = newReplayGuard(2 * v.tolerance)
 	return h, nil
 }
 
@@ -143,6 +146,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := &Interaction{Interaction: &raw, Received: received}
+	if raw.Type != discordgo.InteractionPing && raw.ID != "" && !h.replays.first(raw.ID, received) {
+		h.log.Warn("discord interaction refused: replayed", "interaction", raw.ID, "remote", r.RemoteAddr)
+		writeError(w, http.StatusUnauthorized, "interaction already answered")
+		return
+	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.answerWithin)
 	defer cancel()

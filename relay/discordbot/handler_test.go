@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,9 +86,12 @@ type option struct {
 
 // interaction builds the JSON Discord sends for a command (type 2), an autocomplete (type 4)
 // or anything else.
+// interactionIDs numbers the test interactions: each one Discord sends has its own id.
+var interactionIDs atomic.Int64
+
 func interaction(typ int, command string, opts ...option) []byte {
 	v := map[string]any{
-		"id": "1300000000000000001", "application_id": "1200000000000000001", "type": typ,
+		"id": strconv.FormatInt(1300000000000000001+interactionIDs.Add(1), 10), "application_id": "1200000000000000001", "type": typ,
 		"token": "aW50ZXJhY3Rpb246MTMwMDAwMDAwMDAwMDAwMDAwMTp0b2tlbg", "version": 1,
 		"guild_id": "1000000000000000001", "channel_id": "1100000000000000001",
 		"member": map[string]any{"user": map[string]any{"id": "900000000000000001", "username": "ada"}, "roles": []string{}},
@@ -356,5 +360,49 @@ func TestRealClock(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("signed %s ago: %d, want %d", time.Since(at).Round(time.Second), resp.StatusCode, want)
 		}
+	}
+}
+
+// TestReplayRefused posts one signed interaction twice: the second is refused, and the
+// commands see it once. PINGs, which change nothing, may come again.
+func TestReplayRefused(t *testing.T) {
+	cmds := &fakeCommands{answer: Reply("ok")}
+	h := newHandler(t, cmds, Options{})
+	body := interaction(2, "predict", option{Name: "prompt", Type: 3, Value: "x"})
+	if rec := post(h, testKey, testNow, body); rec.Code != http.StatusOK {
+		t.Fatalf("first: %d %s", rec.Code, rec.Body)
+	}
+	rec := post(h, testKey, testNow.Add(time.Second), body)
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "already answered") {
+		t.Fatalf("replay: %d %s, want 401", rec.Code, rec.Body)
+	}
+	if got := cmds.Calls(); len(got) != 1 {
+		t.Fatalf("calls = %v, want the command once", got)
+	}
+	ping := interaction(1, "")
+	for range 2 {
+		if rec := post(h, testKey, testNow, ping); rec.Code != http.StatusOK {
+			t.Fatalf("PING again: %d", rec.Code)
+		}
+	}
+}
+
+func TestReplayGuardWindowAndBound(t *testing.T) {
+	g := newReplayGuard(time.Minute)
+	g.max = 3
+	now := time.Now()
+	if !g.first("a", now) || g.first("a", now.Add(59*time.Second)) {
+		t.Fatal("a repeat within the window was not refused")
+	}
+	if !g.first("a", now.Add(61*time.Second)) {
+		t.Fatal("an id past the window was refused")
+	}
+	for i, id := range []string{"b", "c", "d", "e"} {
+		if !g.first(id, now.Add(time.Duration(62+i)*time.Second)) {
+			t.Fatalf("new id %s refused", id)
+		}
+	}
+	if len(g.seen) > g.max {
+		t.Fatalf("the guard holds %d ids, bound %d", len(g.seen), g.max)
 	}
 }
