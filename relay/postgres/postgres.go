@@ -31,10 +31,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +39,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mlrelay/relay/relay"
+	"github.com/mlrelay/relay/relay/internal/migrations"
 )
 
 var _ relay.Store = (*Store)(nil)
@@ -50,7 +48,7 @@ var _ relay.Store = (*Store)(nil)
 // number its name starts with; applied versions are recorded in schema_migrations.
 //
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFiles embed.FS
 
 // The classes of the store's two-key advisory locks (pg_advisory_xact_lock(class, key)), whose
 // keys hash the current schema with a name, so that relays on different schemas of one database
@@ -177,40 +175,9 @@ func (s *Store) do(ctx context.Context, op func(*pgx.Conn) error) error {
 	}
 }
 
-// migration is one embedded schema step.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // loadMigrations reads the embedded migrations in version order.
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, p := range names {
-		name := strings.TrimPrefix(p, "migrations/")
-		digits, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(digits)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive version and _", name)
-		}
-		b, err := migrations.ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", ms[i-1].name, ms[i].name, ms[i].version)
-		}
-	}
-	return ms, nil
+func loadMigrations() ([]migrations.Migration, error) {
+	return migrations.Load(migrationFiles, "migrations")
 }
 
 // migrate applies the migrations the schema lacks, all in one transaction that holds the
@@ -231,7 +198,7 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // applyMigrations applies, inside tx, the migrations not recorded in schema_migrations.
-func applyMigrations(ctx context.Context, tx pgx.Tx, ms []migration) error {
+func applyMigrations(ctx context.Context, tx pgx.Tx, ms []migrations.Migration) error {
 	// The lock comes first: two transactions creating schema_migrations at once would otherwise
 	// collide on the catalog, IF NOT EXISTS notwithstanding.
 	if _, err := tx.Exec(ctx, lockSQL, lockMigrate, "migrate"); err != nil {
@@ -258,19 +225,19 @@ func applyMigrations(ctx context.Context, tx pgx.Tx, ms []migration) error {
 		done[v] = true
 		latest = max(latest, v)
 	}
-	if n := len(ms); n > 0 && latest > ms[n-1].version {
-		return fmt.Errorf("the database has schema version %d, newer than this relay knows (%d)", latest, ms[n-1].version)
+	if n := len(ms); n > 0 && latest > ms[n-1].Version {
+		return fmt.Errorf("the database has schema version %d, newer than this relay knows (%d)", latest, ms[n-1].Version)
 	}
 	for _, m := range ms {
-		if done[m.version] {
+		if done[m.Version] {
 			continue
 		}
 		// Without arguments, pgx sends the file as one simple query: several statements.
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("%s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
-			return fmt.Errorf("%s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
 		}
 	}
 	return nil

@@ -154,8 +154,8 @@ func TestMigrations(t *testing.T) {
 		t.Fatalf("%d migrations recorded, want %d: %v", len(first), len(ms), first)
 	}
 	for _, m := range ms {
-		if !strings.HasPrefix(first[m.version], m.name+" ") {
-			t.Errorf("migration %s recorded as %q", m.name, first[m.version])
+		if !strings.HasPrefix(first[m.Version], m.Name+" ") {
+			t.Errorf("migration %s recorded as %q", m.Name, first[m.Version])
 		}
 	}
 	if second := applied(); fmt.Sprint(second) != fmt.Sprint(first) {
@@ -164,7 +164,7 @@ func TestMigrations(t *testing.T) {
 
 	// A schema written by a newer relay is refused rather than misused.
 	s := openURL(t, u)
-	future := ms[len(ms)-1].version + 1
+	future := ms[len(ms)-1].Version + 1
 	if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, 'future.sql')`, future); err != nil {
 		t.Fatal(err)
 	}

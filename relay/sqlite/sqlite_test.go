@@ -220,8 +220,8 @@ func TestMigrations(t *testing.T) {
 		t.Fatalf("%d migrations recorded, want %d", len(first), len(ms))
 	}
 	for _, m := range ms {
-		if _, ok := first[m.version]; !ok {
-			t.Errorf("migration %s not recorded", m.name)
+		if _, ok := first[m.Version]; !ok {
+			t.Errorf("migration %s not recorded", m.Name)
 		}
 	}
 	if second := applied(); fmt.Sprint(second) != fmt.Sprint(first) {
@@ -233,7 +233,7 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	future := ms[len(ms)-1].version + 1
+	future := ms[len(ms)-1].Version + 1
 	if _, err := s.db.Exec(`INSERT INTO schema_migrations VALUES (?, 'future.sql', 0)`, future); err != nil {
 		t.Fatal(err)
 	}
