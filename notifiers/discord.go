@@ -22,6 +22,8 @@ import (
 
 	"github.com/mlrelay/relay/relay"
 	"github.com/mlrelay/relay/relay/replicate"
+
+	"github.com/mlrelay/relay/relay/discordbot"
 )
 
 // Discord's message limits, from its API reference. Texts are counted in characters (runes).
@@ -159,7 +161,7 @@ func NewDiscord(o DiscordOptions) (*Discord, error) {
 		if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 			return nil, errors.New("discord: bot_token contains spaces or control characters")
 		}
-		if !isSnowflake(d.channel) {
+		if !discordbot.IsSnowflake(d.channel) {
 			return nil, fmt.Errorf("discord: channel_id %q must be a numeric channel ID (Developer Mode, then Copy Channel ID)", d.channel)
 		}
 		d.auth = "Bot " + token
@@ -209,11 +211,11 @@ func (d *Discord) parseWebhook(raw string) error {
 	}
 	prefix := u.Path[:i]
 	parts := strings.Split(u.Path[i+len("/webhooks/"):], "/")
-	if len(parts) != 2 || !isSnowflake(parts[0]) || !isWebhookToken(parts[1]) {
+	if len(parts) != 2 || !discordbot.IsSnowflake(parts[0]) || !isWebhookToken(parts[1]) {
 		return errors.New("discord: webhook_url must look like https://discord.com/api/webhooks/{id}/{token}, with a numeric id")
 	}
 	for k, v := range u.Query() {
-		if k != "thread_id" || len(v) != 1 || !isSnowflake(v[0]) {
+		if k != "thread_id" || len(v) != 1 || !discordbot.IsSnowflake(v[0]) {
 			return errors.New("discord: webhook_url may only have a numeric thread_id query parameter")
 		}
 		d.threadID = v[0]
@@ -226,19 +228,6 @@ func (d *Discord) parseWebhook(raw string) error {
 	d.webhookID, d.webhookToken = parts[0], parts[1]
 	d.to = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: prefix + "/"}
 	return nil
-}
-
-// isSnowflake reports whether s is a Discord ID: decimal digits.
-func isSnowflake(s string) bool {
-	if s == "" || len(s) > 20 {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // isWebhookToken reports whether s can be a webhook token (URL-safe base64 and dots).

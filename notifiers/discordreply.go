@@ -12,6 +12,8 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/mlrelay/relay/relay"
+
+	"github.com/mlrelay/relay/relay/discordbot"
 )
 
 // DiscordReplyOptions configure a DiscordReply.
@@ -50,7 +52,7 @@ const replyTokenMargin = time.Minute
 func NewDiscordReply(o DiscordReplyOptions) (*DiscordReply, error) {
 	token := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(o.BotToken), "Bot "))
 	switch {
-	case !isSnowflake(o.AppID):
+	case !discordbot.IsSnowflake(o.AppID):
 		return nil, fmt.Errorf("discord bot: app id %q must be the numeric application id", o.AppID)
 	case token == "":
 		return nil, errors.New("discord bot: a bot token is needed to post results once the interaction has expired")

@@ -156,9 +156,9 @@ func newRegistrar(o RegisterOptions) (*registrar, error) {
 	switch {
 	case c.appID == "":
 		return nil, errors.New("discord register: the application id is missing (Developer Portal → General Information → Application ID)")
-	case !snowflake(c.appID):
+	case !IsSnowflake(c.appID):
 		return nil, fmt.Errorf("discord register: application id %q must be the numeric id (Developer Portal → General Information → Application ID)", c.appID)
-	case c.guildID != "" && !snowflake(c.guildID):
+	case c.guildID != "" && !IsSnowflake(c.guildID):
 		return nil, fmt.Errorf("discord register: guild id %q must be a server's numeric id (Developer Mode, then Copy Server ID)", c.guildID)
 	case token == "":
 		return nil, errors.New("discord register: the bot token is missing (Developer Portal → Bot → Reset Token)")
@@ -502,17 +502,4 @@ func prune(v any) any {
 		return v
 	}
 	return v
-}
-
-// snowflake reports whether s is a Discord id: decimal digits.
-func snowflake(s string) bool {
-	if s == "" || len(s) > 20 {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
