@@ -1,7 +1,6 @@
 package templates
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -64,89 +63,8 @@ func (s *Set) RenderDigest(set, target string, d *digest.Summary) (relay.Message
 	if !s.HasDigest(set, target) {
 		return relay.Message{}, fmt.Errorf("template set %q has no %s.title or %s.body", set, target, target)
 	}
-	r := &digestRendering{s: s, d: d}
-	var m relay.Message
-	var err error
-	for _, p := range []struct {
-		dst  *string
-		part string
-	}{{&m.Title, "title"}, {&m.Body, "body"}, {&m.Context, "context"}} {
-		if *p.dst, err = r.exec(t.view(p.part), set+"."+target+"."+p.part); err != nil {
-			return relay.Message{}, fmt.Errorf("template set %q for %s: %w", set, target, err)
-		}
-		*p.dst = t.finish(p.part, *p.dst)
-	}
-	if m.Text, err = r.fallbackText(set, t, m); err != nil {
-		return relay.Message{}, fmt.Errorf("template set %q for %s: %w", set, target, err)
-	}
-	m.Text = t.finish("text", m.Text)
-	return m, nil
-}
-
-// digestRendering is one RenderDigest: the summary, and its view for each target as needed.
-type digestRendering struct {
-	s    *Set
-	d    *digest.Summary
-	data map[*target]*DigestData
-}
-
-func (r *digestRendering) view(v *target) *DigestData {
-	if r.data == nil {
-		r.data = map[*target]*DigestData{}
-	}
-	if r.data[v] == nil {
-		r.data[v] = newDigestData(r.d, v)
-	}
-	return r.data[v]
-}
-
-// exec runs one define with the templates and view of v, as rendering.exec does.
-func (r *digestRendering) exec(v *target, name string) (string, error) {
-	if !r.s.defined(name) {
-		return "", nil
-	}
-	var buf bytes.Buffer
-	var err error
-	if v.html {
-		err = r.s.html[v].ExecuteTemplate(&buf, name, r.view(v))
-	} else {
-		err = r.s.byView[v].ExecuteTemplate(&buf, name, r.view(v))
-	}
-	if err != nil {
-		return "", r.s.nameError(err)
-	}
-	return strings.TrimSpace(buf.String()), nil
-}
-
-// fallbackText renders the Text part in the order rendering.fallbackText does: S.T.text, else
-// S.text.text, else S.text.title and S.text.body, else the target's own title and body.
-func (r *digestRendering) fallbackText(set string, t *target, m relay.Message) (string, error) {
-	if name := set + "." + t.name + ".text"; r.s.defined(name) {
-		return r.exec(t.view("text"), name)
-	}
-	if t.name != "text" {
-		text := targets["text"]
-		if r.s.defined(set + ".text.text") {
-			txt, err := r.exec(text, set+".text.text")
-			return t.plain(txt), err
-		}
-		if r.s.HasDigest(set, "text") {
-			title, err := r.exec(text, set+".text.title")
-			if err != nil {
-				return "", err
-			}
-			body, err := r.exec(text, set+".text.body")
-			return t.plain(joinLines(title, body)), err
-		}
-	}
-	title, body := m.Title, m.Body
-	if t.view("title") != t {
-		title = t.plain(title)
-	}
-	if t.html {
-		body = htmlText(body)
-	}
-	return joinLines(title, body), nil
+	r := &rendering{s: s, has: s.HasDigest, dot: digestDot(d)}
+	return r.message(set, t)
 }
 
 // DigestData is what a digest template sees (its dot): a digest.Summary seen through the target
@@ -460,4 +378,9 @@ func SampleSummaries() []*digest.Summary {
 		digest.Build("hourly", to.Add(-time.Hour), to, many, 3),
 		digest.Build("", time.Time{}, to, nil, 0),
 	}
+}
+
+// digestDot makes the dot of each view of a summary.
+func digestDot(d *digest.Summary) func(*target) any {
+	return func(v *target) any { return newDigestData(d, v) }
 }

@@ -292,20 +292,36 @@ func (s *Set) Render(set, target string, ev *relay.Event) (relay.Message, error)
 	if !s.Has(set, target) {
 		return relay.Message{}, fmt.Errorf("template set %q has no %s.title or %s.body", set, target, target)
 	}
-	r := &rendering{s: s, ev: ev}
-	m := relay.Message{Event: ev}
+	r := &rendering{s: s, has: s.Has, dot: eventDot(ev)}
+	m, err := r.message(set, t)
+	if err != nil {
+		return relay.Message{}, err
+	}
+	m.Event = ev
+	return m, nil
+}
+
+// eventDot makes the dot of each view of an event.
+func eventDot(ev *relay.Event) func(*target) any {
+	return func(v *target) any { return newData(ev, v) }
+}
+
+// message renders the parts of set for t: title, body and context, each held to the target's
+// limits, and the fallback text.
+func (r *rendering) message(set string, t *target) (relay.Message, error) {
+	var m relay.Message
 	var err error
 	for _, p := range []struct {
 		dst  *string
 		part string
 	}{{&m.Title, "title"}, {&m.Body, "body"}, {&m.Context, "context"}} {
-		if *p.dst, err = r.exec(t.view(p.part), set+"."+target+"."+p.part); err != nil {
-			return relay.Message{}, fmt.Errorf("template set %q for %s: %w", set, target, err)
+		if *p.dst, err = r.exec(t.view(p.part), set+"."+t.name+"."+p.part); err != nil {
+			return relay.Message{}, fmt.Errorf("template set %q for %s: %w", set, t.name, err)
 		}
 		*p.dst = t.finish(p.part, *p.dst)
 	}
 	if m.Text, err = r.fallbackText(set, t, m); err != nil {
-		return relay.Message{}, fmt.Errorf("template set %q for %s: %w", set, target, err)
+		return relay.Message{}, fmt.Errorf("template set %q for %s: %w", set, t.name, err)
 	}
 	m.Text = t.finish("text", m.Text)
 	return m, nil
@@ -322,20 +338,22 @@ func (t *target) finish(part, s string) string {
 	return s
 }
 
-// rendering is one Render: the event, and its view for each target as it is needed.
+// rendering is one Render or RenderDigest: what the templates see (dot, built for each view as
+// it is needed), and which sets can render for a target (has), which the fallback text asks.
 type rendering struct {
 	s    *Set
-	ev   *relay.Event
-	data map[*target]*Data
+	has  func(set, target string) bool
+	dot  func(v *target) any
+	data map[*target]any
 }
 
-func (r *rendering) view(v *target) *Data {
-	d := r.data[v]
-	if d == nil {
-		if r.data == nil {
-			r.data = map[*target]*Data{}
-		}
-		d = newData(r.ev, v)
+func (r *rendering) view(v *target) any {
+	if r.data == nil {
+		r.data = map[*target]any{}
+	}
+	d, ok := r.data[v]
+	if !ok {
+		d = r.dot(v)
 		r.data[v] = d
 	}
 	return d
@@ -356,7 +374,7 @@ func (r *rendering) fallbackText(set string, t *target, m relay.Message) (string
 			txt, err := r.exec(text, set+".text.text")
 			return t.plain(txt), err
 		}
-		if r.s.Has(set, "text") {
+		if r.has(set, "text") {
 			title, err := r.exec(text, set+".text.title")
 			if err != nil {
 				return "", err
