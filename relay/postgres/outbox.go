@@ -157,7 +157,12 @@ func (s *Store) Settle(ctx context.Context, batch []*relay.Settlement) error {
 					return nil
 				})
 		}
-		return c.SendBatch(ctx, b).Close()
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			if err := relaxCommit(ctx, tx); err != nil {
+				return err
+			}
+			return tx.SendBatch(ctx, b).Close()
+		})
 	})
 	if err != nil {
 		for _, st := range batch {
@@ -166,6 +171,16 @@ func (s *Store) Settle(ctx context.Context, batch []*relay.Settlement) error {
 		return fmt.Errorf("postgres: settle: %w", err)
 	}
 	return nil
+}
+
+// relaxCommit lets the transaction commit without waiting for its WAL to reach the disk, as the
+// SQLite store's outcomes and releases do (synchronous=NORMAL): they survive the relay
+// crashing, and a crash of the database server itself can lose the last of them, which costs
+// at worst a notification sent again, never one lost. Ingests and digest closes keep the
+// server's setting: what a 2xx acknowledged is on disk.
+func relaxCommit(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off")
+	return err
 }
 
 // notClaimed explains why a settlement under l changed nothing, from the delivery's state and
@@ -194,8 +209,13 @@ func (s *Store) Release(ctx context.Context, leases []relay.Lease) error {
 		ids[i], untils[i] = l.ID, l.Until.UnixNano()
 	}
 	err := s.do(ctx, func(c *pgx.Conn) error {
-		_, err := c.Exec(ctx, releaseSQL, time.Now().UnixNano(), ids, untils)
-		return err
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			if err := relaxCommit(ctx, tx); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, releaseSQL, time.Now().UnixNano(), ids, untils)
+			return err
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: release: %w", err)
