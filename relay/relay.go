@@ -281,6 +281,12 @@ type Launch struct {
 // ErrNoLaunch is wrapped by the error of Store.Launch for a prediction no launch was recorded for.
 var ErrNoLaunch = errors.New("relay: no launch recorded for this prediction")
 
+// DigestSubject is the subject of the message of a digest's period that ends at end: what its
+// deliveries list as SubjectID, unique per period.
+func DigestSubject(digest string, end time.Time) string {
+	return digest + "@" + end.UTC().Format(time.RFC3339Nano)
+}
+
 // Store is the durable state the pipeline needs. Implementations must make Ingest atomic
 // (all of the batch or none of it) and durable before it returns, and must let several
 // processes share one database safely.
@@ -334,7 +340,8 @@ type Store interface {
 	Prune(ctx context.Context, seenBefore, doneBefore time.Time) error
 	// CloseDigest closes a period of a digest in one transaction: it records the period, moves
 	// the digest's open items collected before c.End into it, and, when there are any, stores
-	// the message c.Build makes and creates c.Deliveries for it (due at c.End). A period whose
+	// the message c.Build makes and creates c.Deliveries for it (due at c.End,
+	// their subject DigestSubject(c.Digest, c.End)). A period whose
 	// end is not after the last closed one changes nothing (c.Closed is false), so that the
 	// same period closed by two processes, or twice, produces one message. Items are collected
 	// by Ingest (an Accepted event's Digests, once per digest and transition).

@@ -9,7 +9,6 @@ import (
 
 	"github.com/mlrelay/relay/notifiers"
 	"github.com/mlrelay/relay/relay"
-	"github.com/mlrelay/relay/relay/attach"
 	"github.com/mlrelay/relay/relay/bot"
 	"github.com/mlrelay/relay/relay/config"
 	"github.com/mlrelay/relay/relay/discordbot"
@@ -79,7 +78,7 @@ func newDiscordBot(cfg *config.Config, store relay.Store, set *templates.Set, lo
 		if err != nil {
 			return nil, fmt.Errorf("%s: attachments.ca_file: %w", cfg.Source, err)
 		}
-		dest.Attach = attach.New(attach.Options{Hosts: cfg.Attachments.HostList(), Timeout: cfg.Attachments.Timeout.D(), Client: dl})
+		dest.Attach = newFetcher(cfg, dl, 0, 0)
 	}
 	return &discordBot{handler: handler, rule: rule, destination: dest}, nil
 }

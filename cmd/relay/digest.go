@@ -228,7 +228,7 @@ func sendDigest(ctx context.Context, cfg *config.Config, store relay.Store, set 
 		fmt.Fprintf(stdout, "digest %s: nothing since %s, nothing sent\n", spec.Name, c.Begin.In(spec.Schedule.Location()).Format("2006-01-02 15:04 MST"))
 		return nil
 	}
-	subject := spec.Name + "@" + c.End.UTC().Format(time.RFC3339Nano)
+	subject := relay.DigestSubject(spec.Name, c.End)
 	fmt.Fprintf(stdout, "digest %s: %d items since %s, %d messages\n", spec.Name, c.Items, c.Begin.In(spec.Schedule.Location()).Format("2006-01-02 15:04 MST"), c.Created)
 	return dispatchUntil(ctx, cfg, store, set, dests, log, wait, stdout, func(d relay.DeliveryInfo) bool {
 		return d.Kind == relay.KindDigest && d.SubjectID == subject

@@ -121,13 +121,7 @@ func buildDestinations(cfg *config.Config, stdout io.Writer, log *slog.Logger) (
 			out[name].Rate, out[name].Burst = fb.Rate, fb.Burst
 		}
 		if attaches(n) {
-			out[name].Attach = attach.New(attach.Options{
-				Hosts:    cfg.Attachments.HostList(),
-				MaxBytes: int64(n.AttachMaxSize),
-				MaxFiles: n.AttachMaxFiles,
-				Timeout:  cfg.Attachments.Timeout.D(),
-				Client:   client,
-			})
+			out[name].Attach = newFetcher(cfg, client, int64(n.AttachMaxSize), n.AttachMaxFiles)
 		}
 	}
 	return out, errors.Join(errs...)
@@ -147,6 +141,13 @@ func attaches(n *config.Notifier) bool {
 		return n.Slack.Token != ""
 	}
 	return false
+}
+
+// newFetcher downloads output files as [attachments] allows, through client (downloadClient's),
+// within the bounds on one file and one message's files (0 for attach's defaults).
+func newFetcher(cfg *config.Config, client *http.Client, maxBytes int64, maxFiles int) *attach.Fetcher {
+	return attach.New(attach.Options{Hosts: cfg.Attachments.HostList(), MaxBytes: maxBytes, MaxFiles: maxFiles,
+		Timeout: cfg.Attachments.Timeout.D(), Client: client})
 }
 
 // downloadClient is the HTTP client output files are downloaded with: the default transport,

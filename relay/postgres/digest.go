@@ -130,7 +130,7 @@ func digestMessage(ctx context.Context, tx pgx.Tx, c *relay.DigestClose, items [
 	for i, d := range c.Deliveries {
 		rules[i], notifiers[i], templates[i] = d.Rule, d.Notifier, d.Template
 	}
-	subject := c.Digest + "@" + fromNanos(end).Format(time.RFC3339Nano)
+	subject := relay.DigestSubject(c.Digest, fromNanos(end))
 	var created int64
 	if err := tx.QueryRow(ctx, digestMessageSQL, "digest:"+subject, subject, end, body, rules, notifiers, templates).
 		Scan(&created); err != nil {

@@ -108,7 +108,7 @@ func (s *Store) digestMessage(ctx context.Context, tx writeTx, c *relay.DigestCl
 	if err != nil {
 		return fmt.Errorf("build the message: %w", err)
 	}
-	subject := c.Digest + "@" + fromNanos(end).Format(time.RFC3339Nano)
+	subject := relay.DigestSubject(c.Digest, fromNanos(end))
 	res, err := tx.StmtContext(ctx, s.insertEvent).ExecContext(ctx, "digest:"+subject, string(relay.KindDigest), subject,
 		"closed", end, "{}", body)
 	if err != nil {
