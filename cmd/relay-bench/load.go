@@ -4,15 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/mlrelay/relay/relay/replicate"
 )
 
 // loadSpec says how to drive one server.
@@ -113,27 +108,10 @@ type sender struct {
 	bodyBytes  uint64
 }
 
-func newClient(concurrency int) *http.Client {
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        2 * concurrency,
-		MaxIdleConnsPerHost: concurrency,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-		WriteBufferSize:     16 << 10,
-		ReadBufferSize:      4 << 10,
-	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-}
-
 // drive runs the load until the duration or prediction bound, or ctx ends. Requests in flight
 // at the bound are finished; a sender stops between messages, so a prediction may be left
 // without its terminal message (it is then not expected in Slack).
 func drive(ctx context.Context, spec loadSpec) *loadResult {
-	client := newClient(spec.Concurrency)
-	defer client.CloseIdleConnections()
 	w := spec.Work
 	var nextPred atomic.Int64
 	var sendSlot atomic.Int64
@@ -153,6 +131,13 @@ func drive(ctx context.Context, spec loadSpec) *loadResult {
 		s := &sender{ack: newHist(), ackBy: map[string]*hist{}, codes: map[int]uint64{}, outcomes: map[string]uint64{}, termAck: map[int]time.Time{}}
 		senders[i] = s
 		wg.Go(func() {
+			post, err := newPoster(ctx, spec.URL, spec.Secret)
+			if err != nil {
+				s.errs++
+				s.errSamples = append(s.errSamples, err.Error())
+				return
+			}
+			defer post.close()
 			var plan []step
 			var body []byte
 			resp := make([]byte, 0, 512)
@@ -180,7 +165,12 @@ func drive(ctx context.Context, spec loadSpec) *loadResult {
 						}
 					}
 					body = w.body(body[:0], p, st.Event)
-					code, outcome, lat, ackAt, err := send(ctx, client, spec.URL, spec.Secret, w.msgID(p, st.Event), body, &resp)
+					code, lat, err := post.post(ctx, w.msgID(p, st.Event), body, &resp)
+					ackAt := time.Now()
+					outcome := ""
+					if err == nil {
+						outcome = outcomeOf(resp)
+					}
 					tl.add(ackAt.Sub(start), lat.Microseconds(), err == nil && code/100 == 2)
 					completed.Add(1)
 					s.sent++
@@ -285,36 +275,6 @@ func drive(ctx context.Context, spec loadSpec) *loadResult {
 	}
 	r.Timeline = tl.snapshot(r.Wall)
 	return r
-}
-
-// send posts one signed message, signed now as a (re)delivery would be, and reads the answer.
-// It returns the status, the relay's outcome if the answer names one, the latency from the
-// request's start to the end of the answer, and when the answer was complete.
-func send(ctx context.Context, client *http.Client, url, secret, id string, body []byte, resp *[]byte) (int, string, time.Duration, time.Time, error) {
-	h, err := replicate.SignHeaders(secret, id, time.Now(), body)
-	if err != nil {
-		return 0, "", 0, time.Now(), err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, "", 0, time.Now(), err
-	}
-	req.Header = h
-	t0 := time.Now()
-	res, err := client.Do(req)
-	if err != nil {
-		t1 := time.Now()
-		return 0, "", t1.Sub(t0), t1, err
-	}
-	b := bytes.NewBuffer((*resp)[:0])
-	_, err = io.Copy(b, io.LimitReader(res.Body, 64<<10))
-	res.Body.Close()
-	t1 := time.Now()
-	*resp = b.Bytes()
-	if err != nil {
-		return 0, "", t1.Sub(t0), t1, fmt.Errorf("reading answer: %w", err)
-	}
-	return res.StatusCode, outcomeOf(*resp), t1.Sub(t0), t1, nil
 }
 
 // outcomeOf picks "outcome":"..." out of a relay answer without decoding it.
