@@ -30,6 +30,13 @@ type Receiver struct {
 	MaxBody   int64            // default 10 MiB
 	Logger    *slog.Logger     // default slog.Default()
 	Now       func() time.Time // default time.Now
+	// DedupWindow is how long the store remembers message ids. When set, the ids the store
+	// recorded lately are also remembered in memory, and a retried delivery of one of them is
+	// answered as a duplicate without a transaction. 0 asks the store every time.
+	DedupWindow time.Duration
+
+	recentOnce sync.Once
+	recent     *recentIDs // nil without DedupWindow
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -104,6 +111,18 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return true
 	}
 
+	// A retry of a delivery stored lately: the store would answer duplicate, with nothing to
+	// change. Checked after parsing, so that a malformed body is refused whatever its id.
+	rc.recentOnce.Do(func() {
+		if rc.DedupWindow > 0 {
+			rc.recent = newRecentIDs(rc.DedupWindow, recentCapacity)
+		}
+	})
+	if rc.recent != nil && rc.recent.seen(msgID, received) {
+		writeAck(w, Duplicate, 0, 0)
+		return
+	}
+
 	item := &Ingest{
 		MessageID:  msgID,
 		Kind:       ev.Kind,
@@ -158,6 +177,11 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily unable to store the event")
 		return
+	}
+	if rc.recent != nil && item.Outcome != Duplicate {
+		// Recorded as received now. (A duplicate's id was recorded at its first delivery, a
+		// time unknown here, after which the store forgets it.)
+		rc.recent.add(msgID, received)
 	}
 	if item.Outcome != Accepted || item.Created > 0 {
 		log.Debug("webhook", "outcome", item.Outcome.String(), "kind", ev.Kind, "id", ev.ID,

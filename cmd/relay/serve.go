@@ -102,6 +102,8 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		Committer: committer,
 		MaxBody:   int64(cfg.Server.MaxBody),
 		Logger:    log,
+
+		DedupWindow: cfg.Store.DedupWindow.D(),
 	}
 	var stopping atomic.Bool
 	routes := relay.Routes(cfg.Server.HookPath, receiver, func(ctx context.Context) error {
