@@ -85,9 +85,9 @@ func ParseHead(body []byte, messageID string, kind string, meta map[string]strin
 	var h head
 	// The fast path decodes only the members that may matter; whatever it cannot vouch for,
 	// or the decoder refuses in it, is decoded whole, so errors read the same either way.
-	if mini, ok := headMembers(body); !ok || json2.Unmarshal(mini, &h, parseOptions) != nil {
-		h = head{}
-		if err := json2.Unmarshal(body, &h, parseOptions); err != nil {
+	if !fastHead(body, &h) {
+		var err error
+		if h, err = wholeHead(body); err != nil {
 			return nil, fmt.Errorf("malformed payload: %w", err)
 		}
 	}
