@@ -3,8 +3,11 @@ package templates
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,8 +119,95 @@ type Data struct {
 // versionRE matches "owner/name:hash", the version a training creates.
 var versionRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)/([A-Za-z0-9][A-Za-z0-9._-]*):([A-Za-z0-9]+)$`)
 
+// eventValues are what Data derives from an event before escaping. A message needs up to three
+// views of its event (Slack's, and the text target's for the fallback text; Discord's, its plain
+// view and the text target's), and deriving these (decoding the output, checking each URL,
+// writing numbers as JSON) costs more than escaping them, so Render derives them once and each
+// view only escapes.
+type eventValues struct {
+	ev *relay.Event
+	// prompt is input.prompt; promptShort is it on one line, cut to 200 characters.
+	prompt, promptShort string
+	// input and metrics are the values as text (valueText), in no particular order.
+	input, metrics    []keyText
+	errorLine, output string
+	// files are the output URLs that passed safeURL.
+	files []outputFile
+	// webURL is urls.web when it passed safeURL, else the page Replicate derives from the id.
+	// newVersion is the training's version; when it is well formed, newModel is its model and
+	// modelPage and versionPage their pages.
+	webURL, newVersion               string
+	newModel, modelPage, versionPage string
+	// weights passed safeURL, or is "".
+	weights                                     string
+	duration, queueTime, predictTime            time.Duration
+	created, started, completed, received, when time.Time
+}
+
+// keyText is an entry of a map of values as text.
+type keyText struct{ key, text string }
+
+// outputFile is an output URL that passed safeURL, and whether it names an image.
+type outputFile struct {
+	url   string // as safeURL returned it
+	image bool
+}
+
+// newEventValues derives what the views of ev share.
+func newEventValues(ev *relay.Event) *eventValues {
+	e := &eventValues{
+		ev:          ev,
+		prompt:      ev.Prompt(),
+		input:       valueTexts(ev.Input),
+		metrics:     valueTexts(ev.Metrics),
+		errorLine:   ev.ErrorLine(),
+		output:      outputText(ev.OutputValue()),
+		newVersion:  ev.NewVersion(),
+		duration:    ev.Duration(),
+		queueTime:   ev.QueueTime(),
+		predictTime: time.Duration(ev.PredictTime() * float64(time.Second)),
+		created:     utc(ev.CreatedAt),
+		started:     utc(ev.StartedAt),
+		completed:   utc(ev.CompletedAt),
+		received:    utc(ev.ReceivedAt),
+	}
+	e.promptShort = truncate(oneLine(clean(e.prompt)), 200)
+	// ev.Images is ev.Files filtered by relay.IsImageURL: filtering here walks the output once.
+	for _, f := range ev.Files() {
+		if u, ok := safeURL(f); ok {
+			e.files = append(e.files, outputFile{u, relay.IsImageURL(f)})
+		}
+	}
+	if u, ok := safeURL(ev.WebURL()); ok {
+		e.webURL = u
+	} else {
+		e.webURL = "https://replicate.com/p/" + url.PathEscape(ev.ID)
+	}
+	for _, w := range []time.Time{e.completed, e.started, e.created, e.received} {
+		if !w.IsZero() {
+			e.when = w
+			break
+		}
+	}
+	if m := versionRE.FindStringSubmatch(e.newVersion); m != nil {
+		e.newModel = m[1] + "/" + m[2]
+		e.modelPage = "https://replicate.com/" + url.PathEscape(m[1]) + "/" + url.PathEscape(m[2])
+		e.versionPage = e.modelPage + "/versions/" + url.PathEscape(m[3])
+	}
+	if u, ok := safeURL(ev.Weights()); ok {
+		e.weights = u
+	}
+	return e
+}
+
 // newData builds the view of ev for target t.
 func newData(ev *relay.Event, t *target) *Data {
+	return newEventValues(ev).data(t)
+}
+
+// data builds the view of the event for target t.
+func (e *eventValues) data(t *target) *Data {
+	ev := e.ev
 	esc := t.text
 	d := &Data{
 		Target:      t.name,
@@ -137,42 +227,41 @@ func newData(ev *relay.Event, t *target) *Data {
 		Version:     esc(ev.Version),
 		Deployment:  esc(ev.Deployment),
 		Source:      esc(ev.Source),
-		Prompt:      esc(ev.Prompt()),
-		PromptShort: esc(truncate(oneLine(clean(ev.Prompt())), 200)),
-		Input:       textMap(ev.Input, esc),
+		Prompt:      esc(e.prompt),
+		PromptShort: esc(e.promptShort),
+		Input:       escapeTexts(e.input, esc),
 		Meta:        escapeMap(ev.Meta, esc),
-		Metrics:     textMap(ev.Metrics, esc),
+		Metrics:     escapeTexts(e.metrics, esc),
 		Error:       esc(string(ev.Error)),
-		ErrorLine:   esc(ev.ErrorLine()),
-		Output:      esc(outputText(ev.OutputValue())),
-		Files:       checkedURLs(ev.Files(), t),
-		Images:      checkedURLs(ev.Images(), t),
-		WebURL:      webURL(ev, t),
-		Duration:    ev.Duration(),
-		QueueTime:   ev.QueueTime(),
-		PredictTime: time.Duration(ev.PredictTime() * float64(time.Second)),
-		CreatedAt:   utc(ev.CreatedAt),
-		StartedAt:   utc(ev.StartedAt),
-		CompletedAt: utc(ev.CompletedAt),
-		ReceivedAt:  utc(ev.ReceivedAt),
-		NewVersion:  esc(ev.NewVersion()),
+		ErrorLine:   esc(e.errorLine),
+		Output:      esc(e.output),
+		WebURL:      t.url(e.webURL),
+		Duration:    e.duration,
+		QueueTime:   e.queueTime,
+		PredictTime: e.predictTime,
+		CreatedAt:   e.created,
+		StartedAt:   e.started,
+		CompletedAt: e.completed,
+		ReceivedAt:  e.received,
+		When:        e.when,
+		NewVersion:  esc(e.newVersion),
 		DataRemoved: ev.DataRemoved,
 		t:           t,
 	}
-	for _, w := range []time.Time{d.CompletedAt, d.StartedAt, d.CreatedAt, d.ReceivedAt} {
-		if !w.IsZero() {
-			d.When = w
-			break
+	for _, f := range e.files {
+		u := t.url(f.url)
+		d.Files = append(d.Files, u)
+		if f.image {
+			d.Images = append(d.Images, u)
 		}
 	}
-	if m := versionRE.FindStringSubmatch(ev.NewVersion()); m != nil {
-		page := "https://replicate.com/" + url.PathEscape(m[1]) + "/" + url.PathEscape(m[2])
-		d.NewModel = esc(m[1] + "/" + m[2])
-		d.NewModelURL = t.url(page)
-		d.NewVersionURL = t.url(page + "/versions/" + url.PathEscape(m[3]))
+	if e.modelPage != "" {
+		d.NewModel = esc(e.newModel)
+		d.NewModelURL = t.url(e.modelPage)
+		d.NewVersionURL = t.url(e.versionPage)
 	}
-	if u, ok := safeURL(ev.Weights()); ok {
-		d.Weights = t.url(u)
+	if e.weights != "" {
+		d.Weights = t.url(e.weights)
 	}
 	switch {
 	case d.Training && d.NewModel != "":
@@ -201,13 +290,12 @@ func (d *Data) LogTail(n ...int) string {
 	if len(n) > 0 {
 		k = n[0]
 	}
-	s := strings.TrimRight(clean(string(d.Raw.Logs)), "\n \t")
-	if k <= 0 || s == "" {
+	if k <= 0 {
 		return ""
 	}
-	lines := strings.Split(s, "\n")
-	if len(lines) > k {
-		lines = lines[len(lines)-k:]
+	lines := d.lastLines(k)
+	if len(lines) == 0 {
+		return ""
 	}
 	for i, l := range lines {
 		lines[i] = truncate(strings.TrimRight(l, " \t"), 300)
@@ -215,30 +303,63 @@ func (d *Data) LogTail(n ...int) string {
 	return d.t.text(strings.Join(lines, "\n"))
 }
 
+// lastLines is the end of strings.Split(strings.TrimRight(clean(logs), "\n \t"), "\n"): its last
+// n lines at most, none when the log is blank.
+func (d *Data) lastLines(n int) []string {
+	logs := string(d.Raw.Logs)
+	if spansLines(logs) {
+		s := strings.TrimRight(clean(logs), "\n \t")
+		if s == "" {
+			return nil
+		}
+		lines := strings.Split(s, "\n")
+		return lines[max(len(lines)-n, 0):]
+	}
+	// clean works line by line here, so only the last lines need it, read from the end: a long
+	// log is neither cleaned nor split whole.
+	var lines []string // from the last
+	for end := len(logs); len(lines) < n; {
+		start := strings.LastIndexByte(logs[:end], '\n') + 1
+		l := clean(logs[start:end])
+		if len(lines) == 0 {
+			// The white space at the end of the log is trimmed, lines of it included.
+			l = strings.TrimRight(l, " \t")
+		}
+		if l != "" || len(lines) > 0 {
+			lines = append(lines, l)
+		}
+		if start == 0 {
+			break
+		}
+		end = start - 1
+	}
+	slices.Reverse(lines)
+	return lines
+}
+
+// spansLines reports whether clean could treat a line of s differently from the same line
+// alone: only a string sequence (ESC followed by ], P, X, ^ or _, which runs to its
+// terminator) can remove text beyond the end of its line. Every other sequence ends at a
+// newline, invalid bytes and removed characters are each on one line, and carriage returns
+// act within their line.
+func spansLines(s string) bool {
+	for {
+		i := strings.IndexByte(s, 0x1b)
+		if i < 0 || i+1 == len(s) {
+			return false
+		}
+		if strings.IndexByte("]PX^_", s[i+1]) >= 0 {
+			return true
+		}
+		s = s[i+1:]
+	}
+}
+
 func utc(t time.Time) time.Time {
 	if t.IsZero() {
 		return time.Time{}
 	}
 	return t.UTC()
-}
-
-// webURL is the run's page: urls.web when it is a safe URL, else the page Replicate derives
-// from the id.
-func webURL(ev *relay.Event, t *target) string {
-	if u, ok := safeURL(ev.WebURL()); ok {
-		return t.url(u)
-	}
-	return t.url("https://replicate.com/p/" + url.PathEscape(ev.ID))
-}
-
-func checkedURLs(us []string, t *target) []string {
-	var out []string
-	for _, u := range us {
-		if s, ok := safeURL(u); ok {
-			out = append(out, t.url(s))
-		}
-	}
-	return out
 }
 
 func escapeMap(m map[string]string, esc func(string) string) map[string]string {
@@ -249,10 +370,19 @@ func escapeMap(m map[string]string, esc func(string) string) map[string]string {
 	return out
 }
 
-func textMap(m map[string]any, esc func(string) string) map[string]string {
-	out := make(map[string]string, len(m))
+// valueTexts writes each value of m as text (valueText).
+func valueTexts(m map[string]any) []keyText {
+	out := make([]keyText, 0, len(m))
 	for k, v := range m {
-		out[esc(k)] = esc(valueText(v))
+		out = append(out, keyText{k, valueText(v)})
+	}
+	return out
+}
+
+func escapeTexts(kts []keyText, esc func(string) string) map[string]string {
+	out := make(map[string]string, len(kts))
+	for _, kt := range kts {
+		out[esc(kt.key)] = esc(kt.text)
 	}
 	return out
 }
@@ -264,6 +394,14 @@ func valueText(v any) string {
 		return ""
 	case string:
 		return v
+	case bool:
+		return strconv.FormatBool(v)
+	case float64:
+		// JSON numbers decode as float64, and encoding/json writes those in this range as
+		// strconv does; it is much the cheaper. Exponents, -0 and NaN go the long way.
+		if a := math.Abs(v); a >= 1e-6 && a < 1e21 || v == 0 && !math.Signbit(v) {
+			return strconv.FormatFloat(v, 'f', -1, 64)
+		}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -80,7 +80,7 @@ func discordEscape(s string) string {
 // such as a link's label.
 func discordEscapeAt(s string, lineStart bool) string {
 	s = discordMentions(clean(s))
-	if !strings.ContainsAny(s, "\\*_~`|[]#>-.") {
+	if !strings.ContainsAny(s, "\\*_~`|[]#>-.") || discordPlainText(s, lineStart) {
 		return s
 	}
 	rs := []rune(s)
@@ -135,6 +135,37 @@ func discordEscapeAt(s string, lineStart bool) string {
 	return b.String()
 }
 
+// discordPlainText reports whether discordEscapeAt has nothing to escape in s, as is common:
+// no character that is always escaped, underscores only inside words (snake_case), and no
+// heading, quote, list item or numbered item at the start of a line. It may report false for
+// text that would stay the same (an underscore in a URL); never true for text that would not.
+func discordPlainText(s string, lineStart bool) bool {
+	// digits is true in a run of digits that started a line, which a dot would make an item.
+	digits := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '\\', '*', '~', '`', '|', '[', ']':
+			return false
+		case '_':
+			if !inWord(s, i) {
+				return false
+			}
+		case '#', '>', '-':
+			if lineStart {
+				return false
+			}
+		case '.':
+			if digits {
+				return false
+			}
+		}
+		digits = c >= '0' && c <= '9' && (lineStart || digits)
+		lineStart = c == '\n' || (lineStart && (c == ' ' || c == '\t'))
+	}
+	return true
+}
+
 // isURLStart reports whether rs starts with http:// or https://, in any case.
 func isURLStart(rs []rune) bool {
 	return hasPrefixFold(rs, "http://") || hasPrefixFold(rs, "https://")
@@ -143,7 +174,8 @@ func isURLStart(rs []rune) bool {
 // unescapeDiscord undoes discordEscape: the backslash of each escape and the invisible spaces
 // go. Mentions are live again; callers neutralise them anew.
 func unescapeDiscord(s string) string {
-	if !strings.ContainsAny(s, "\\"+zwsp) {
+	// Not ContainsAny: with a character outside ASCII in its set, it decodes s rune by rune.
+	if strings.IndexByte(s, '\\') < 0 && !strings.Contains(s, zwsp) {
 		return s
 	}
 	s = strings.ReplaceAll(s, zwsp, "")
@@ -162,6 +194,9 @@ func unescapeDiscord(s string) string {
 // characters that end the URL or the link (spaces, <, >, parentheses, quotes, backslashes) are
 // percent-encoded, and so is @, so that no path can spell a mention.
 func discordURL(u string) string {
+	if plainASCII(u, "<>()\"`\\@") {
+		return u
+	}
 	var b strings.Builder
 	for _, r := range u {
 		switch {

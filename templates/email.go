@@ -40,6 +40,9 @@ func emailLink(u, label string) string {
 // emailURL percent-encodes what may not appear in a URL as written in HTML (spaces, quotes, <,
 // >, |, backslashes, non-ASCII), as html/template does with a URL it prints in an attribute.
 func emailURL(u string) string {
+	if plainASCII(u, "<>\"`|\\{}^") {
+		return u
+	}
 	var b strings.Builder
 	for _, c := range []byte(u) {
 		switch {

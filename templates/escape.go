@@ -49,10 +49,21 @@ func clean(s string) string {
 // isPlain reports whether s is valid UTF-8 without any character clean would change, the
 // common case, so that clean can return it as it is.
 func isPlain(s string) bool {
-	for _, r := range s {
-		if r == utf8.RuneError || (r != '\n' && r != '\t' && unicode.IsControl(r)) || isBidiControl(r) {
+	for i := 0; i < len(s); {
+		// ASCII, most of any text, is checked without decoding: its control characters are
+		// those below a space, and DEL.
+		if c := s[i]; c < utf8.RuneSelf {
+			if c < ' ' && c != '\n' && c != '\t' || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError || unicode.IsControl(r) || isBidiControl(r) {
 			return false
 		}
+		i += size
 	}
 	return true
 }
@@ -136,6 +147,11 @@ func slackEscape(s string) string {
 	if !strings.ContainsAny(s, "&<>*_~`@") {
 		return s
 	}
+	if !strings.ContainsAny(s, "&<>`@") && inWords(s, "*_~") {
+		// Formatting characters only inside words, as in the snake_case names of most
+		// inputs and metrics.
+		return s
+	}
 	rs := []rune(s)
 	var b strings.Builder
 	b.Grow(len(s) + 16)
@@ -171,6 +187,33 @@ func slackEscape(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// inWords reports whether every character of chars (ASCII) that s has is inside a word.
+func inWords(s, chars string) bool {
+	for i := strings.IndexAny(s, chars); i >= 0; {
+		if !inWord(s, i) {
+			return false
+		}
+		j := strings.IndexAny(s[i+1:], chars)
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return true
+}
+
+// inWord reports whether the byte at i in s is between two letters or digits.
+func inWord(s string, i int) bool {
+	// At either end of s these are utf8.RuneError, no letter.
+	before, _ := utf8.DecodeLastRuneInString(s[:i])
+	after, _ := utf8.DecodeRuneInString(s[i+1:])
+	return isWordRune(before) && isWordRune(after)
+}
+
+func isWordRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r)
 }
 
 // slackEntities escapes only &, < and >, keeping existing entities: enough inside code spans,
@@ -227,7 +270,8 @@ func isBroadcast(rs []rune) bool {
 
 // unescapeSlack undoes slackEscape closely enough to find a URL's parts again.
 func unescapeSlack(s string) string {
-	if !strings.ContainsAny(s, "&"+zwsp) {
+	// Not ContainsAny: with a character outside ASCII in its set, it decodes s rune by rune.
+	if strings.IndexByte(s, '&') < 0 && !strings.Contains(s, zwsp) {
 		return s
 	}
 	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", zwsp, "").Replace(s)
@@ -238,7 +282,13 @@ func unescapeSlack(s string) string {
 // invisible spaces left by escaping are undone first, so an escaped URL is accepted too.
 func safeURL(s string) (string, bool) {
 	s = strings.TrimSpace(unescapeSlack(clean(s)))
-	if s == "" || strings.ContainsAny(s, "\n\t") {
+	if _, ok := simpleURL(s); ok {
+		return s, true
+	}
+	// url.Parse finds a host only after "//", and reads the scheme up to the first colon: only
+	// text starting with http:// or https:// can pass, and the rest (a token of a language
+	// model's output) need not be parsed.
+	if !hasHTTPScheme(s) || strings.ContainsAny(s, "\n\t") {
 		return "", false
 	}
 	u, err := url.Parse(s)
@@ -252,9 +302,75 @@ func safeURL(s string) (string, bool) {
 	return "", false
 }
 
+// simpleURL returns the path of s when s is an http or https URL of the plainest form, as most
+// are: the scheme, a host name of ASCII letters, digits and hyphens in dot-separated labels,
+// and nothing more or a path, query and fragment of printable ASCII without %, spaces or the
+// characters unsafe in URLs. url.Parse accepts every such URL with that host, no user
+// information and that path, so safeURL and fileName need not parse it (FuzzSimpleURL holds
+// the two to agreeing).
+func simpleURL(s string) (path string, ok bool) {
+	var rest string
+	switch {
+	case len(s) >= 8 && strings.EqualFold(s[:8], "https://"):
+		rest = s[8:]
+	case len(s) >= 7 && strings.EqualFold(s[:7], "http://"):
+		rest = s[7:]
+	default:
+		return "", false
+	}
+	host := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		host, rest = rest[:i], rest[i:]
+	} else {
+		rest = ""
+	}
+	if !isHostName(host) {
+		return "", false
+	}
+	for i := 0; i < len(rest); i++ {
+		switch c := rest[i]; {
+		case c <= ' ' || c >= 0x7f:
+			return "", false
+		case c == '%', c == '"', c == '<', c == '>', c == '\\', c == '^', c == '`', c == '{', c == '|', c == '}':
+			return "", false
+		}
+	}
+	if strings.HasPrefix(rest, "/") {
+		path = rest[:strings.IndexAny(rest+"?", "?#")]
+	}
+	return path, true
+}
+
+// isHostName reports whether s is a host name of dot-separated labels of ASCII letters, digits
+// and hyphens, each starting and ending with a letter or digit.
+func isHostName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// hasHTTPScheme reports whether s starts with http:// or https://, in any case.
+func hasHTTPScheme(s string) bool {
+	return len(s) >= 7 && strings.EqualFold(s[:7], "http://") || len(s) >= 8 && strings.EqualFold(s[:8], "https://")
+}
+
 // slackURL makes a checked URL printable inside Slack's <url|label>: characters that end the URL
 // or the link (|, <, >, spaces, quotes) are percent-encoded and & becomes &amp;.
 func slackURL(u string) string {
+	if plainASCII(u, "&|<>\"`") {
+		return u
+	}
 	var b strings.Builder
 	for _, r := range u {
 		switch {
@@ -271,6 +387,17 @@ func slackURL(u string) string {
 	return b.String()
 }
 
+// plainASCII reports whether s is printable ASCII without any of the bytes in special: a URL
+// that the URL writers of the targets leave as it is, as most are.
+func plainASCII(s, special string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(special, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // codeSafe prepares text for a Slack code span or block: backticks, which would end it, become
 // a look-alike (U+02CB), and invisible spaces left by escaping go, so that a copied version string
 // or command works.
@@ -281,5 +408,28 @@ func codeSafe(s string) string {
 
 // oneLine collapses every run of white space, newlines included, into one space.
 func oneLine(s string) string {
+	if isOneLine(s) {
+		return s
+	}
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// isOneLine reports whether oneLine would return s as it is: its only white space is single
+// spaces between other characters.
+func isOneLine(s string) bool {
+	space := true // at the start, a space would be leading
+	for _, r := range s {
+		if r == ' ' {
+			if space {
+				return false
+			}
+			space = true
+			continue
+		}
+		if unicode.IsSpace(r) {
+			return false
+		}
+		space = false
+	}
+	return !space || s == ""
 }

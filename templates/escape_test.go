@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"unicode"
@@ -199,6 +200,49 @@ func FuzzClean(f *testing.F) {
 		}
 		if again := clean(out); again != out {
 			t.Fatalf("clean is not idempotent on %q: %q then %q", s, out, again)
+		}
+	})
+}
+
+// FuzzOneLine checks oneLine, which returns text already on one line as it is, against its
+// definition.
+func FuzzOneLine(f *testing.F) {
+	for _, s := range []string{"", " ", "a b", " a", "a ", "a  b", "a\tb", "a\u00a0b", "a\u2028b", "\xff b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := oneLine(s), strings.Join(strings.Fields(s), " "); got != want {
+			t.Fatalf("oneLine(%q) = %q, want %q", s, got, want)
+		}
+	})
+}
+
+// FuzzSimpleURL checks that url.Parse reads every URL simpleURL accepts as safeURL and fileName
+// then take it: an http or https URL with a host, no user information, and the path simpleURL
+// returns.
+func FuzzSimpleURL(f *testing.F) {
+	for _, s := range []string{
+		"https://replicate.delivery/pbxt/Xk3fQe9rT2bWmYp7nLs0aHcJd4uVgE1oZiR5tKwNqBy6MCvA/out-0.png",
+		"HTTP://a.b", "https://a-b.c/", "https://a/b?c#d", "https://a?b/c", "https://a#b?c/d", "http://a/b?",
+		"https://a/b/../c;x=1,y+z~!$&'()*@:", "https://-a/", "https://a..b/", "https://a:80/", "https://u@a/",
+		"https://a/%41", "https://a/b c", "https://[::1]/", "https://a\\b/", "https://ä/",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		path, ok := simpleURL(s)
+		if !ok {
+			return
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatalf("simpleURL accepts %q, url.Parse: %v", s, err)
+		}
+		if u.Host == "" || u.User != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			t.Fatalf("simpleURL accepts %q: scheme %q, host %q, user %v", s, u.Scheme, u.Host, u.User)
+		}
+		if unescaped, err := url.PathUnescape(u.Path); u.Path != path || err != nil || unescaped != path {
+			t.Fatalf("simpleURL(%q) = path %q, url.Parse reads %q", s, path, u.Path)
 		}
 	})
 }

@@ -235,9 +235,9 @@ func truncate(s string, n int) string {
 	if n <= 0 {
 		return ""
 	}
-	type unit struct{ end, width int }
-	var units []unit
-	width := 0
+	// width counts the characters up to i; cut is where the text ends when it is cut, after
+	// the last unit that leaves room for the "…".
+	width, cut := 0, 0
 	for i := 0; i < len(s); {
 		size, w := 1, 1
 		switch {
@@ -250,25 +250,24 @@ func truncate(s string, n int) string {
 		}
 		i += size
 		width += w
-		units = append(units, unit{i, width})
-	}
-	if width <= n {
-		return s
-	}
-	cut := 0
-	for _, u := range units {
-		if u.width > n-1 {
-			break
+		if width <= n-1 {
+			cut = i
 		}
-		cut = u.end
+		if width > n {
+			return strings.TrimRight(s[:cut], " \t\n"+zwsp) + "…"
+		}
 	}
-	return strings.TrimRight(s[:cut], " \t\n"+zwsp) + "…"
+	return s
 }
 
 // fileName is the last element of a URL's path, unescaped, or of s itself when it is no URL.
 func fileName(s string) string {
 	p := s
-	if u, err := url.Parse(unescapeSlack(s)); err == nil && u.Path != "" {
+	if path, ok := simpleURL(unescapeSlack(s)); ok {
+		if path != "" {
+			p = path
+		}
+	} else if u, err := url.Parse(unescapeSlack(s)); err == nil && u.Path != "" {
 		p = u.Path
 		if q, err := url.PathUnescape(p); err == nil {
 			p = q

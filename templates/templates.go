@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/mlrelay/relay/relay"
@@ -301,9 +302,10 @@ func (s *Set) Render(set, target string, ev *relay.Event) (relay.Message, error)
 	return m, nil
 }
 
-// eventDot makes the dot of each view of an event.
+// eventDot makes the dot of each view of an event. What the views share is derived once.
 func eventDot(ev *relay.Event) func(*target) any {
-	return func(v *target) any { return newData(ev, v) }
+	e := newEventValues(ev)
+	return func(v *target) any { return e.data(v) }
 }
 
 // message renders the parts of set for t: title, body and context, each held to the target's
@@ -399,17 +401,31 @@ func (r *rendering) exec(v *target, name string) (string, error) {
 	if !r.s.defined(name) {
 		return "", nil
 	}
-	var buf bytes.Buffer
+	buf := buffers.Get().(*bytes.Buffer)
+	defer putBuffer(buf)
 	var err error
 	if v.html {
-		err = r.s.html[v].ExecuteTemplate(&buf, name, r.view(v))
+		err = r.s.html[v].ExecuteTemplate(buf, name, r.view(v))
 	} else {
-		err = r.s.byView[v].ExecuteTemplate(&buf, name, r.view(v))
+		err = r.s.byView[v].ExecuteTemplate(buf, name, r.view(v))
 	}
 	if err != nil {
 		return "", r.s.nameError(err)
 	}
-	return strings.TrimSpace(buf.String()), nil
+	return string(bytes.TrimSpace(buf.Bytes())), nil
+}
+
+// buffers hold the output of parts as they are rendered, grown to the size of an email body
+// once rather than for each part.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putBuffer returns buf to buffers, unless an unusually long part grew it.
+func putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > 64<<10 {
+		return
+	}
+	buf.Reset()
+	buffers.Put(buf)
 }
 
 func joinLines(parts ...string) string {
