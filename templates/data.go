@@ -200,11 +200,6 @@ func newEventValues(ev *relay.Event) *eventValues {
 	return e
 }
 
-// newData builds the view of ev for target t.
-func newData(ev *relay.Event, t *target) *Data {
-	return newEventValues(ev).data(t)
-}
-
 // data builds the view of the event for target t.
 func (e *eventValues) data(t *target) *Data {
 	ev := e.ev

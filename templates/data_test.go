@@ -63,3 +63,8 @@ func TestValueText(t *testing.T) {
 		}
 	}
 }
+
+// newData builds the view of ev for target t, as one render does.
+func newData(ev *relay.Event, t *target) *Data {
+	return newEventValues(ev).data(t)
+}
