@@ -329,6 +329,8 @@ type runReport struct {
 	extra       int // messages beyond one per prediction
 	unacked     int // predictions notified although their terminal message got no 2xx
 	unident     int
+	refused     int    // messages Slack would have refused
+	refusal     string // the error code of the first
 	slackMsgs   int
 	drainWait   time.Duration
 	drained     bool
@@ -458,7 +460,7 @@ func (r *runReport) runRelay(ctx context.Context, bin, secret, dir string) error
 			}
 			next += 10 * time.Second
 			st := readStore(dbr)
-			p := soakPoint{at: el, sends: done, rss: c.lastRSS(), seen: st.seen, subjects: st.subjects, deliveries: st.total(), slack: slack.h.Requests()}
+			p := soakPoint{at: el, sends: done, rss: c.lastRSS(), seen: st.seen, subjects: st.subjects, deliveries: st.total(), slack: slack.requests()}
 			r.soakPoints = append(r.soakPoints, p)
 			fmt.Printf("  %6s  sends %9d  RSS %6.1f MB  seen %8d  subjects %7d  deliveries %7d  slack %7d\n",
 				el.Truncate(time.Second), p.sends, mb(p.rss), p.seen, p.subjects, p.deliveries, p.slack)
@@ -513,6 +515,7 @@ func (r *runReport) runRelay(ctx context.Context, bin, secret, dir string) error
 	slices.Sort(r.termTimes)
 	slices.Sort(r.slackTimes)
 	r.unident = slack.unidentified
+	r.refused, r.refusal = slack.refused, slack.refusal
 	r.slackMsgs = slack.messages()
 	r.sample = slack.sample
 
@@ -631,7 +634,7 @@ func scanLog(path string) logStats {
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
 func (r *runReport) failed() bool {
-	return r.lost > 0 || r.dups > 0 || r.unident > 0 || r.rel == nil
+	return r.lost > 0 || r.dups > 0 || r.unident > 0 || r.refused > 0 || r.rel == nil
 }
 
 func rate(n uint64, d time.Duration) float64 {
@@ -732,6 +735,9 @@ func (r *runReport) print() {
 	if r.unident > 0 && r.sample != "" {
 		fmt.Fprintf(w, "    a message's text: %.200q\n", r.sample)
 	}
+	if r.refused > 0 {
+		fmt.Fprintf(w, "    %d messages Slack would have refused (the first with %s)\n", r.refused, r.refusal)
+	}
 	h := r.ackSlack
 	fmt.Fprintf(w, "    ack→Slack: p50 %s  p90 %s  p99 %s  max %s\n", ms(h.p(0.5)), ms(h.p(0.9)), ms(h.p(0.99)), ms(h.p(1)))
 	fmt.Fprintf(w, "  relay memory: peak RSS (VmHWM) %.1f MB; RSS every second (MB): %s\n", mb(r.relRSS), rssLine(r.rssTrace, 40))
@@ -785,7 +791,7 @@ func (r *runReport) print() {
 	fmt.Fprintf(w, " ack p99 %s (≤ %s) %s; peak RSS %.1f MB (≤ %d MB) %s; lost/dup %d/%d (0/0) %s\n",
 		ms(r.rel.Ack.p(0.99)), ms(targetP99), mark(r.rel.Ack.p(0.99) <= targetP99),
 		mb(r.relRSS), targetRSS>>20, mark(r.relRSS <= targetRSS),
-		r.lost, r.dups, map[bool]string{true: "OK", false: "FAIL"}[r.lost == 0 && r.dups == 0 && r.unident == 0])
+		r.lost, r.dups, map[bool]string{true: "OK", false: "FAIL"}[r.lost == 0 && r.dups == 0 && r.unident == 0 && r.refused == 0])
 }
 
 // rssLine lists RSS samples in MB, at most n of them, evenly picked.
