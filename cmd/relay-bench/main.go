@@ -79,6 +79,7 @@ type options struct {
 	workers     int
 	seed        uint64
 	stores      []string // "sqlite", "postgres": one run each per GOMAXPROCS
+	repeat      int      // rounds of the runs, interleaved
 }
 
 func main() {
@@ -105,6 +106,7 @@ func mainErr() int {
 	fs.DurationVar(&o.quiet, "quiet", time.Second, "how long to keep listening for late duplicates once every message arrived")
 	fs.IntVar(&o.workers, "workers", 0, "[dispatch] workers of the relay (0: the relay's default)")
 	storeList := fs.String("store", "sqlite", "the relay's stores, a comma-separated list of runs: sqlite (a file in the run's directory), postgres (a fresh schema on "+postgresEnv+", default "+defaultPostgres+")")
+	fs.IntVar(&o.repeat, "repeat", 1, "rounds of every run, interleaved, each with its own reference; with more than one, targets are judged on the medians")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the workload (which messages are re-sent, which predictions fail)")
 	// The reference server mode, used by the benchmark itself.
 	refServer := fs.Bool("ref-server", false, "internal: run the reference server")
@@ -157,8 +159,8 @@ func mainErr() int {
 		}
 		o.gomaxprocs = append(o.gomaxprocs, n)
 	}
-	if o.concurrency < 1 || o.duration <= 0 || o.processing < 1 || o.dupRatio < 0 || o.dupRatio >= 0.9 {
-		fmt.Fprintln(os.Stderr, "relay-bench: -concurrency ≥ 1, -duration > 0, -processing ≥ 1 and 0 ≤ -dup < 0.9 are required")
+	if o.concurrency < 1 || o.duration <= 0 || o.processing < 1 || o.dupRatio < 0 || o.dupRatio >= 0.9 || o.repeat < 1 {
+		fmt.Fprintln(os.Stderr, "relay-bench: -concurrency ≥ 1, -duration > 0, -processing ≥ 1, 0 ≤ -dup < 0.9 and -repeat ≥ 1 are required")
 		return 2
 	}
 
@@ -209,11 +211,16 @@ func bench(ctx context.Context, o *options) (int, error) {
 	type runSpec struct {
 		gomaxprocs int
 		store      string
+		round      int
 	}
+	// Rounds are interleaved, so that a stretch of noise on a shared machine (other tenants'
+	// load shows as stolen time) falls on all of the runs rather than on one.
 	var specs []runSpec
-	for _, g := range o.gomaxprocs {
-		for _, st := range o.stores {
-			specs = append(specs, runSpec{g, st})
+	for round := range o.repeat {
+		for _, g := range o.gomaxprocs {
+			for _, st := range o.stores {
+				specs = append(specs, runSpec{g, st, round + 1})
+			}
 		}
 	}
 	for i, sp := range specs {
@@ -232,7 +239,11 @@ func bench(ctx context.Context, o *options) (int, error) {
 		if err := os.Mkdir(runDir, 0o700); err != nil {
 			return 1, err
 		}
-		fmt.Printf("\n=== run %d/%d: GOMAXPROCS=%s, %s, concurrency %d, %s ===\n", r.n, r.of, gmpLabel(g), r.storeKind, o.concurrency, loadLabel(o))
+		round := ""
+		if o.repeat > 1 {
+			round = fmt.Sprintf(", round %d/%d", sp.round, o.repeat)
+		}
+		fmt.Printf("\n=== run %d/%d: GOMAXPROCS=%s, %s, concurrency %d, %s%s ===\n", r.n, r.of, gmpLabel(g), r.storeKind, o.concurrency, loadLabel(o), round)
 		if !o.noRef {
 			if err := r.runReference(ctx, self, secret, runDir); err != nil {
 				if ctx.Err() != nil {
@@ -252,6 +263,9 @@ func bench(ctx context.Context, o *options) (int, error) {
 		failed = failed || r.failed()
 	}
 	printTable(rows)
+	if o.repeat > 1 {
+		printMedians(rows)
+	}
 	if ctx.Err() != nil {
 		fmt.Println("\ninterrupted")
 		return 1, nil
