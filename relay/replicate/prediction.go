@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"time"
+	"unsafe"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -101,11 +102,15 @@ func (t *Text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	case 'n':
 		*t = ""
 	case '"':
-		s, err := jsontext.AppendUnquote(nil, v)
+		// Logs are most of a payload. The text is unquoted into one allocation the size of the
+		// quoted value (which it does not outgrow but for invalid UTF-8, which takes more room
+		// replaced), and that allocation, referenced by nothing else and never written again,
+		// becomes the string without a copy.
+		s, err := jsontext.AppendUnquote(make([]byte, 0, len(v)), v)
 		if err != nil {
 			return err
 		}
-		*t = Text(s)
+		*t = Text(unsafe.String(unsafe.SliceData(s), len(s)))
 	default:
 		if err := v.Compact(); err != nil {
 			return err
