@@ -161,7 +161,9 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !parseFull() {
 			return
 		}
-		item.Body = bytes.Clone(body)
+		// The pooled buffer outlives the store's use of it: Submit returns only once the
+		// item is committed, or was never taken.
+		item.Body = body
 	} else if !ev.Terminal() && !rc.stageMatters(ev.Status.Stage()) {
 		// Most webhooks are processing events that no rule wants. Storing them would change
 		// nothing: they create no deliveries, Replicate never retries a non-terminal event, and

@@ -5,12 +5,28 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mlrelay/relay/relay"
 	"github.com/mlrelay/relay/relay/replicate"
 )
+
+// sampleVerifierAndRule returns a verifier for the sample secret and a rule that sends
+// succeeded events to "slack".
+func sampleVerifierAndRule(t *testing.T) (*replicate.Verifier, *relay.CompiledRule) {
+	t.Helper()
+	v, err := replicate.NewVerifier([]string{replicate.SampleSecret}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, err := relay.CompileRule(relay.Rule{Name: "done", Statuses: []replicate.Status{replicate.Succeeded}, Notify: []string{"slack"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, rule
+}
 
 // A retry of a delivery stored lately is answered duplicate from memory, as the store would
 // answer it; past the dedup window, or without one, the store is asked.
@@ -20,14 +36,7 @@ func TestReceiverAnswersRecentRetriesFromMemory(t *testing.T) {
 			st := &countingStore{Store: openStore(t)}
 			c := relay.NewCommitter(st, 0, nil)
 			defer c.Close()
-			v, err := replicate.NewVerifier([]string{replicate.SampleSecret}, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rule, err := relay.CompileRule(relay.Rule{Name: "done", Statuses: []replicate.Status{replicate.Succeeded}, Notify: []string{"slack"}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			v, rule := sampleVerifierAndRule(t)
 			now := time.Now()
 			rc := &relay.Receiver{Verifier: v, Rules: []*relay.CompiledRule{rule}, Committer: c, DedupWindow: window,
 				Now: func() time.Time { return now }}
@@ -75,5 +84,58 @@ func TestReceiverAnswersRecentRetriesFromMemory(t *testing.T) {
 			now = now.Add(window)
 			want(rc, "msg_1", done, 200, `"duplicate"`, 5)
 		})
+	}
+}
+
+// Concurrent webhooks each store exactly the body that was sent, although the receiver reads
+// bodies into pooled buffers and hands them to the store without a copy.
+func TestReceiverStoresEachBodyAsSent(t *testing.T) {
+	st := openStore(t)
+	c := relay.NewCommitter(st, 0, nil)
+	defer c.Close()
+	v, rule := sampleVerifierAndRule(t)
+	rc := &relay.Receiver{Verifier: v, Rules: []*relay.CompiledRule{rule}, Committer: c}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+
+	const n = 48
+	sent := map[string]string{} // message id → body
+	for i := range n {
+		// Bodies of different lengths, so that a buffer reused too early would show.
+		sent[fmt.Sprintf("msg_%d", i)] = fmt.Sprintf(`{"id":"p%d","model":"a/b","status":"succeeded","logs":%q}`, i, strings.Repeat("step\n", 1+i*37))
+	}
+	var wg sync.WaitGroup
+	for id, body := range sent {
+		wg.Go(func() {
+			h, err := replicate.SignHeaders(replicate.SampleSecret, id, time.Now(), []byte(body))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/hooks/replicate?kind=prediction", strings.NewReader(body))
+			req.Header = h
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("%s: %d", id, resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	claimed, err := st.Claim(t.Context(), time.Now().Add(time.Minute), time.Minute, 2*n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed) != n {
+		t.Fatalf("%d deliveries stored, want %d", len(claimed), n)
+	}
+	for _, dl := range claimed {
+		if want := sent[dl.MessageID]; string(dl.Body) != want {
+			t.Errorf("%s: stored body %.60q…, want %.60q…", dl.MessageID, dl.Body, want)
+		}
 	}
 }
