@@ -244,6 +244,16 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 		d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: fmt.Sprintf("notifier %q is not configured", dl.Notifier)})
 		return
 	}
+	// A delivery that has to go back to the store to wait for its turn (most of a burst to a
+	// paced destination) goes back before it is rendered and its files downloaded, only to do
+	// it all again when it comes back. The slot itself is taken right before the send, below,
+	// so that a slow download cannot bunch sends together.
+	p := d.pacers[dl.Notifier]
+	if wait := p.peek(d.now()); wait > 0 && d.waitTooLong(wait, dl) {
+		d.settle(log, dl, Settlement{State: Pending, Attempts: dl.Attempts, NextAt: d.now().Add(wait)})
+		return
+	}
+
 	var msg Message
 	if dl.Kind == KindDigest {
 		dr, ok := d.renderer.(DigestRenderer)
@@ -280,9 +290,8 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 	}
 	msg.Rule = dl.Rule
 
-	p := d.pacers[dl.Notifier]
 	if wait := p.reserve(d.now()); wait > 0 {
-		if wait > d.maxPaceWait || d.now().Add(wait+d.cfg.SendTimeout+d.cfg.settleMargin()).After(dl.LeaseUntil) {
+		if d.waitTooLong(wait, dl) {
 			p.cancel()
 			d.settle(log, dl, Settlement{State: Pending, Attempts: dl.Attempts, NextAt: d.now().Add(wait)})
 			return
@@ -328,6 +337,12 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 		log.Warn("send failed; will retry", "err", err, "attempts", attempts, "retry_in", wait.Round(time.Millisecond))
 		d.settle(log, dl, Settlement{State: Pending, Attempts: attempts, NextAt: now.Add(wait), LastError: err.Error(), At: now})
 	}
+}
+
+// waitTooLong reports whether a pacing wait is too long to hold dl for: longer than
+// maxPaceWait, or than its lease leaves for the wait, a send and recording its outcome.
+func (d *Dispatcher) waitTooLong(wait time.Duration, dl Delivery) bool {
+	return wait > d.maxPaceWait || d.now().Add(wait+d.cfg.SendTimeout+d.cfg.settleMargin()).After(dl.LeaseUntil)
 }
 
 // attach downloads ev's output files for the message. It spends at most SendTimeout, and only

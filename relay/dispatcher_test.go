@@ -607,3 +607,80 @@ func TestDispatcherHandsBackQueuedDeliveryWithShortLease(t *testing.T) {
 		t.Fatal("the queued delivery was sent under a lease too short to finish in")
 	}
 }
+
+// countingRenderer counts renders.
+type countingRenderer struct {
+	plainRenderer
+	n atomic.Int64
+}
+
+func (r *countingRenderer) Render(set, target string, ev *relay.Event) (relay.Message, error) {
+	r.n.Add(1)
+	return r.plainRenderer.Render(set, target, ev)
+}
+
+// countingFetcher "downloads" every file at once, and counts the calls.
+type countingFetcher struct{ n atomic.Int64 }
+
+func (f *countingFetcher) Fetch(ctx context.Context, urls []string) ([]relay.Attachment, []error) {
+	f.n.Add(1)
+	return []relay.Attachment{{Name: "out.png", ContentType: "image/png", Data: []byte("png"), URL: urls[0]}}, nil
+}
+
+// A burst to a paced destination sends each delivery once, in its turn; the ones that go back
+// to the store to wait are not rendered, nor their files downloaded, until their turn comes.
+func TestDispatcherPacedBurstRendersEachDeliveryOnce(t *testing.T) {
+	st := openStore(t)
+	rec := &settleRecorder{Store: st}
+	n := &scripted{}
+	r := &countingRenderer{}
+	f := &countingFetcher{}
+	cfg := fast()
+	// Pacing waits up to 500ms are held, longer ones go back to the store: at 1.8/s every
+	// delivery after the first waits 556ms for its turn, and goes back. One worker, because
+	// workers that look at the pace at once may each find a turn that only one gets, and one
+	// of them is rendered for nothing (rare, and harmless).
+	cfg.Workers, cfg.Lease, cfg.SendTimeout = 1, 2*time.Second, time.Second
+	d := relay.NewDispatcher(rec, r, map[string]*relay.Destination{
+		"slack": {Notifier: n, Target: "text", Rate: 1.8, Burst: 1, Attach: f},
+	}, cfg, quiet)
+	const burst = 6
+	for i := range burst {
+		id := fmt.Sprintf("p%d", i)
+		body := fmt.Sprintf(`{"id":%q,"status":"succeeded","model":"a/b","output":["https://replicate.delivery/%s/out.png"]}`, id, id)
+		in := &relay.Ingest{MessageID: "msg_" + id, Kind: relay.KindPrediction, SubjectID: id, Status: replicate.Succeeded,
+			ReceivedAt: time.Now(), Body: []byte(body), Deliveries: []relay.DeliverySpec{{Rule: "r", Notifier: "slack", Template: "default"}}}
+		if err := st.Ingest(context.Background(), []*relay.Ingest{in}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runDispatcher(t, d)
+	for _, dl := range waitSettled(t, st, burst) {
+		if dl.State != relay.Sent {
+			t.Errorf("delivery %d: %s (%s)", dl.ID, dl.State, dl.LastError)
+		}
+	}
+	settled, _ := rec.calls()
+	rescheduled := 0
+	for _, s := range settled {
+		if s.State == relay.Pending {
+			rescheduled++
+		}
+	}
+	if rescheduled == 0 {
+		t.Fatalf("no delivery went back to wait for its turn; the test needs some that do")
+	}
+	if got := r.n.Load(); got != burst {
+		t.Errorf("%d renders for %d deliveries (%d times sent back to wait), want one each", got, burst, rescheduled)
+	}
+	if got := f.n.Load(); got != burst {
+		t.Errorf("%d downloads for %d deliveries, want one each", got, burst)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i := 1; i < len(n.calls); i++ {
+		if gap := n.calls[i].Sub(n.calls[i-1]); gap < 500*time.Millisecond {
+			t.Errorf("sends %d and %d %v apart; pacing at 1.8/s wants 556ms", i-1, i, gap)
+		}
+	}
+}

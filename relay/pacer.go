@@ -33,27 +33,38 @@ func newPacer(rate float64, burst int) *pacer {
 func (p *pacer) reserve(now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var wait time.Duration
+	tokens, wait := p.due(now)
+	if p.interval != 0 {
+		p.tokens, p.last = tokens-1, now
+	}
+	return wait
+}
+
+// peek says how long reserve, called now, would ask to wait, and takes nothing.
+func (p *pacer) peek(now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, wait := p.due(now)
+	return wait
+}
+
+// due returns the tokens in the bucket at now and how long a message would wait for one (and
+// for the end of a pause). It changes nothing.
+func (p *pacer) due(now time.Time) (tokens float64, wait time.Duration) {
 	if now.Before(p.pausedUntil) {
 		wait = p.pausedUntil.Sub(now)
 	}
 	if p.interval == 0 {
-		return wait
+		return 0, wait
 	}
+	tokens = p.tokens
 	if !p.last.IsZero() {
-		p.tokens += float64(now.Sub(p.last)) / float64(p.interval)
-		if p.tokens > p.burst {
-			p.tokens = p.burst
-		}
+		tokens = min(p.burst, tokens+float64(now.Sub(p.last))/float64(p.interval))
 	}
-	p.last = now
-	p.tokens--
-	if p.tokens < 0 {
-		if d := time.Duration(-p.tokens * float64(p.interval)); d > wait {
-			wait = d
-		}
+	if tokens < 1 {
+		wait = max(wait, time.Duration((1-tokens)*float64(p.interval)))
 	}
-	return wait
+	return tokens, wait
 }
 
 // cancel gives back a slot taken by reserve and not used.

@@ -46,6 +46,31 @@ func TestPacer(t *testing.T) {
 			t.Fatalf("after cancel waits %v, want 1s again", w)
 		}
 	})
+	t.Run("peek says what reserve would, and takes nothing", func(t *testing.T) {
+		p := newPacer(1, 1)
+		for range 2 {
+			if w := p.peek(t0); w != 0 {
+				t.Fatalf("peek on a full bucket: %v", w)
+			}
+		}
+		p.reserve(t0)
+		if w := p.peek(t0.Add(250 * time.Millisecond)); w != 750*time.Millisecond {
+			t.Fatalf("peek after a reservation: %v, want 750ms", w)
+		}
+		if w := p.reserve(t0.Add(250 * time.Millisecond)); w != 750*time.Millisecond {
+			t.Fatalf("reserve after peeking: %v, want 750ms", w)
+		}
+		if w := p.peek(t0.Add(250 * time.Millisecond)); w != 1750*time.Millisecond {
+			t.Fatalf("peek behind two reservations: %v, want 1.75s", w)
+		}
+		p.pause(t0.Add(5 * time.Second))
+		if w := p.peek(t0.Add(time.Second)); w != 4*time.Second {
+			t.Fatalf("peek while paused: %v, want 4s", w)
+		}
+		if w := newPacer(0, 0).peek(t0); w != 0 {
+			t.Fatalf("peek on an unlimited pacer: %v", w)
+		}
+	})
 	t.Run("pause holds everything back, even unlimited", func(t *testing.T) {
 		p := newPacer(0, 0)
 		if w := p.reserve(t0); w != 0 {
