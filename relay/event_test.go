@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -725,6 +726,8 @@ func FuzzParseEvent(f *testing.F) {
 		`{"id":"p1","status":"succeeded","output":"just words"}`,
 		`{"id":"p1","status":"succeeded","output":{"version":"a/b:c","weights":"https://w.example/w.tar"}}`,
 		`{"id":"p1","status":"failed","error":{"detail":"boom"},"logs":"a\nb\nc\n\n"}`,
+		`{"id":"p1", "status": "failed", "error": {"code": 7, "detail": "boom"}, "logs": ["a", "b"]}`,
+		"{\"id\":\"p1\",\"status\":\"failed\",\"error\":\"bad \xff byte\",\"logs\":\"\xc3\"}",
 		`{"id":"p1","status":"failed","error":"line 1\n\n` + strings.Repeat("x", 400) + `\n  "}`,
 		`{"id":"p1","status":"processing","started_at":"2025-05-01T18:29:28.332111789Z","completed_at":null}`,
 		`{"id":"p1","status":"succeeded","metrics":{"predict_time":"fast"},"urls":{"web":""}}`,
@@ -739,6 +742,13 @@ func FuzzParseEvent(f *testing.F) {
 	f.Add([]byte(minimal), "model")
 
 	f.Fuzz(func(t *testing.T, body []byte, kind string) {
+		orig := bytes.Clone(body)
+		defer func() {
+			// The receiver stores the very bytes it parsed: parsing must not change them.
+			if !bytes.Equal(body, orig) {
+				t.Fatalf("parsing changed the body %q to %q", orig, body)
+			}
+		}()
 		checkHeadAgrees(t, body, kind)
 		ev, err := ParseEvent(body, "msg", kind, map[string]string{"k": "v"}, time.Unix(0, 0))
 		if err != nil {
@@ -811,5 +821,18 @@ func TestParseHeadAgreesOnSamples(t *testing.T) {
 	checkHeadAgrees(t, []byte("{\"id\":\"p\xff\",\"status\":\"processing\",\"logs\":\"\xfe\"}"), "")
 	if _, err := ParseHead([]byte(`{"id":"p","status":"processing","logs":"x"`), "m", "", nil, time.Time{}); err == nil {
 		t.Fatal("ParseHead accepted truncated JSON")
+	}
+}
+
+// Invalid UTF-8 in the text fields is read as encoding/json reads it, each bad byte U+FFFD,
+// rather than refusing an event that the head parse, and so the receiver's routing, accepted.
+func TestParseEventReadsInvalidUTF8(t *testing.T) {
+	body := []byte("{\"id\":\"p1\",\"status\":\"failed\",\"error\":\"CUDA \xff error\",\"logs\":\"step \xc3\\n\"}")
+	ev, err := ParseEvent(body, "msg", "", nil, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Error != "CUDA \uFFFD error" || ev.Logs != "step \uFFFD\n" {
+		t.Errorf("error %q, logs %q", ev.Error, ev.Logs)
 	}
 }

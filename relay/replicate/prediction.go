@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -107,15 +108,20 @@ func (t *Text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		// replaced), and that allocation, referenced by nothing else and never written again,
 		// becomes the string without a copy.
 		s, err := jsontext.AppendUnquote(make([]byte, 0, len(v)), v)
-		if err != nil {
+		if err != nil && utf8.Valid(v) {
 			return err
 		}
+		// Otherwise the error only reports invalid UTF-8, which the decoder was told to allow:
+		// the text has U+FFFD in its place, as encoding/json would read it.
 		*t = Text(unsafe.String(unsafe.SliceData(s), len(s)))
 	default:
-		if err := v.Compact(); err != nil {
+		// A copy is compacted: v is the decoder's view of the payload itself, which parsing
+		// must leave as it is (it is stored, and parsed again to be sent).
+		c := v.Clone()
+		if err := c.Compact(); err != nil {
 			return err
 		}
-		*t = Text(v)
+		*t = Text(c)
 	}
 	return nil
 }

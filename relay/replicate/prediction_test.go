@@ -18,6 +18,9 @@ func textOf(t *testing.T, raw []byte) (Text, error) {
 	}
 	buf := []byte(`{"logs":` + string(raw) + `}`)
 	err := json2.Unmarshal(buf, &v, jsontext.AllowInvalidUTF8(true))
+	if string(buf) != `{"logs":`+string(raw)+`}` {
+		t.Fatalf("decoding %q changed the payload to %q", raw, buf)
+	}
 	for i := range buf {
 		buf[i] = 'x' // a Text that shared memory with the payload would change with it
 	}
@@ -60,6 +63,13 @@ func TestTextFromString(t *testing.T) {
 	if got, err := textOf(t, []byte(`{"code": 7,  "detail": "oom"}`)); err != nil || got != `{"code":7,"detail":"oom"}` {
 		t.Errorf("object: got %q, %v", got, err)
 	}
+	if got, err := textOf(t, []byte("[1, \"a\xffb\"]")); err != nil || got != "[1,\"a\xffb\"]" {
+		t.Errorf("array with invalid UTF-8: got %q, %v", got, err)
+	}
+	// Invalid UTF-8 in a string is read as encoding/json reads it, each bad byte U+FFFD.
+	if got, err := textOf(t, []byte("\"bad \xff\xc3 bytes\"")); err != nil || got != "bad \uFFFD\uFFFD bytes" {
+		t.Errorf("invalid UTF-8: got %q, %v", got, err)
+	}
 }
 
 func FuzzText(f *testing.F) {
@@ -84,10 +94,10 @@ func FuzzText(f *testing.F) {
 		}
 		// Raw invalid UTF-8 in the payload is accepted and read as encoding/json reads it.
 		rawInvalid := append(append([]byte{'"'}, []byte(strings.ReplaceAll(strings.ReplaceAll(s, `\`, ``), `"`, ``))...), '"')
-		if got, err := textOf(t, rawInvalid); err == nil {
-			var v1 string
-			if json.Unmarshal(rawInvalid, &v1) == nil && string(got) != v1 {
-				t.Fatalf("%q: the single-pass decoder reads %q, encoding/json %q", rawInvalid, got, v1)
+		var v1 string
+		if json.Unmarshal(rawInvalid, &v1) == nil {
+			if got, err := textOf(t, rawInvalid); err != nil || string(got) != v1 {
+				t.Fatalf("%q: the single-pass decoder reads %q (%v), encoding/json %q", rawInvalid, got, err, v1)
 			}
 		}
 	})
