@@ -56,18 +56,20 @@ func newGroupCommit[T any](maxBatch int, commit func(context.Context, []T) error
 func (g *groupCommit[T]) submit(ctx context.Context, item T) error {
 	req := g.pool.Get().(*commitReq[T])
 	req.item = item
+	var zero T
 	select {
 	case g.in <- req:
 	case <-g.quit:
+		req.item = zero
 		g.pool.Put(req)
 		return ErrClosed
 	case <-ctx.Done():
+		req.item = zero
 		g.pool.Put(req)
 		return ctx.Err()
 	}
 	err := <-req.err
-	var zero T
-	req.item = zero
+	req.item = zero // a pooled request keeps nothing of the item (nor its body) alive
 	g.pool.Put(req)
 	return err
 }

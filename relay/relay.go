@@ -134,7 +134,7 @@ type Ingest struct {
 	Status     replicate.Status
 	ReceivedAt time.Time
 	Meta       map[string]string // query parameters of the hook URL
-	Body       []byte            // the raw payload; stored only when Deliveries or Digests is not empty
+	Body       []byte            // the raw payload; stored only when Deliveries or Digests is not empty (see Store.Ingest)
 	Deliveries []DeliverySpec
 	Digests    []string // digests the event is collected for (see DigestClose)
 
@@ -307,6 +307,8 @@ type Store interface {
 	// item unless the digest has one for the same (Kind, SubjectID, Status); Collected counts
 	// them. An event's message id and stage count as
 	// recorded at its ReceivedAt, and its deliveries are created and fall due at its ReceivedAt.
+	// Ingest must not keep a Body (or any part of it) once it returns: the receiver reuses the
+	// buffer it read the webhook into.
 	Ingest(ctx context.Context, batch []*Ingest) error
 	// Claim leases up to limit deliveries that are due at now: pending with NextAt <= now, or
 	// sending with an expired lease, in order of NextAt. A lease ending exactly at now has
