@@ -16,7 +16,8 @@ type roundsSummary struct {
 	accepted, reference, ratio spread // requests per second; ratio with no reference is empty
 	p50, p99, p999, maxAck     spread // acknowledgement latency, ms
 	peakRSS                    int64  // the highest of the rounds
-	lost, dups, unidentified   int    // summed over the rounds
+	lost, dups                 int    // summed over the rounds
+	unidentified, refused      int    // likewise: messages about no prediction, and ones Slack would refuse
 }
 
 // spread is a median with the lowest and highest value it was taken from.
@@ -70,7 +71,8 @@ func summarize(rows []*runReport) []roundsSummary {
 			s.peakRSS = max(s.peakRSS, r.relRSS)
 			s.lost += r.lost
 			s.dups += r.dups
-			s.unidentified += r.unident + r.refused
+			s.unidentified += r.unident
+			s.refused += r.refused
 		}
 		s.accepted, s.reference, s.ratio = spreadOf(acc), spreadOf(ref), spreadOf(ratio)
 		s.p50, s.p99, s.p999, s.maxAck = spreadOf(p50), spreadOf(p99), spreadOf(p999), spreadOf(maxAck)
@@ -106,8 +108,12 @@ func printMedians(rows []*runReport) {
 			fmt.Printf(" ratio %.2f (≥ %.1f) %s;", s.ratio.med, targetRatio, mark(s.ratio.med >= targetRatio))
 		}
 		p99 := time.Duration(s.p99.med * float64(time.Millisecond))
-		fmt.Printf(" ack p99 %.1fms (≤ %s) %s; peak RSS %.1f MB (≤ %d MB) %s; lost/dup %d/%d %s\n",
+		fmt.Printf(" ack p99 %.1fms (≤ %s) %s; peak RSS %.1f MB (≤ %d MB) %s; lost/dup %d/%d",
 			s.p99.med, ms(targetP99), mark(p99 <= targetP99), mb(s.peakRSS), targetRSS>>20, mark(s.peakRSS <= targetRSS),
-			s.lost, s.dups, map[bool]string{true: "OK", false: "FAIL"}[s.lost == 0 && s.dups == 0 && s.unidentified == 0])
+			s.lost, s.dups)
+		if s.unidentified > 0 || s.refused > 0 {
+			fmt.Printf(", unattributable %d, refused by Slack %d", s.unidentified, s.refused)
+		}
+		fmt.Printf(" %s\n", map[bool]string{true: "OK", false: "FAIL"}[s.lost == 0 && s.dups == 0 && s.unidentified == 0 && s.refused == 0])
 	}
 }

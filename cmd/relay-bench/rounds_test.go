@@ -32,7 +32,7 @@ func TestSummarizeRounds(t *testing.T) {
 			}
 			return &loadResult{Wall: time.Second, OK: n, Ack: h}
 		}
-		r := &runReport{gomaxprocs: g, storeKind: store, rel: load(accepted), relRSS: rss, lost: lost}
+		r := &runReport{gomaxprocs: g, storeKind: store, rel: load(accepted), relRSS: rss, lost: lost, refused: lost}
 		if reference > 0 {
 			r.ref = load(reference)
 		}
@@ -55,8 +55,8 @@ func TestSummarizeRounds(t *testing.T) {
 	if s.ratio != (spread{0.5, 0.35, 0.6}) {
 		t.Errorf("ratio %+v, want median 0.5 of 0.5, 0.6, 0.35", s.ratio)
 	}
-	if s.p99.med < 14 || s.p99.med > 16 || s.peakRSS != 70<<20 || s.lost != 1 {
-		t.Errorf("p99 median %.1fms (want about 15), peak RSS %d, lost %d", s.p99.med, s.peakRSS, s.lost)
+	if s.p99.med < 14 || s.p99.med > 16 || s.peakRSS != 70<<20 || s.lost != 1 || s.refused != 1 {
+		t.Errorf("p99 median %.1fms (want about 15), peak RSS %d, lost %d, refused %d", s.p99.med, s.peakRSS, s.lost, s.refused)
 	}
 	if r := sums[1]; r.rounds != 1 || r.ratio != (spread{}) || r.accepted.med != 90 {
 		t.Errorf("the run without a reference: %+v", r)

@@ -46,11 +46,21 @@ func TestSlackStandInChecksAfterwards(t *testing.T) {
 	if code, body := post(strings.Replace(s.url, "XXXX", "gone", 1), valid(3)); code != 404 || body != "no_service" {
 		t.Fatalf("post to another webhook: %d %q, want 404 \"no_service\"", code, body)
 	}
+	if resp, err := http.Get(s.url); err != nil || resp.StatusCode != 405 {
+		t.Fatalf("GET of the webhook: %v %v, want 405", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if n := s.requests(); n != len(bodies) {
 		t.Fatalf("requests() = %d, want %d", n, len(bodies))
 	}
 	s.scan()
 	s.scan() // a second scan finds nothing new
+	for i, p := range s.posts {
+		if p.body != nil {
+			t.Errorf("post %d still holds its body after the scan", i)
+		}
+	}
 	if s.count[1] != 2 || s.count[2] != 1 || len(s.count) != 2 {
 		t.Errorf("count = %v, want map[1:2 2:1]", s.count)
 	}
