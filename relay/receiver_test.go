@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -88,60 +89,114 @@ func TestReceiverAnswersRecentRetriesFromMemory(t *testing.T) {
 }
 
 // Concurrent webhooks each store exactly the body that was sent, although the receiver reads
-// bodies into pooled buffers and hands them to the store without a copy.
+// bodies into pooled buffers and hands them to the store without a copy: also when commits are
+// slow and senders give up waiting, so that their handlers end while others' commits still
+// hold their bodies.
 func TestReceiverStoresEachBodyAsSent(t *testing.T) {
-	st := openStore(t)
-	c := relay.NewCommitter(st, 0, nil)
-	defer c.Close()
-	v, rule := sampleVerifierAndRule(t)
-	rc := &relay.Receiver{Verifier: v, Rules: []*relay.CompiledRule{rule}, Committer: c}
-	srv := httptest.NewServer(rc)
-	defer srv.Close()
+	for _, tc := range []struct {
+		name        string
+		commitDelay time.Duration
+		senderWaits time.Duration
+		allAnswered bool
+	}{
+		{"every sender answered", 0, 10 * time.Second, true},
+		{"senders give up during slow commits", 40 * time.Millisecond, 25 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openStore(t)
+			c := relay.NewCommitter(&slowStore{Store: st, delay: tc.commitDelay}, 4, nil)
+			defer c.Close()
+			v, rule := sampleVerifierAndRule(t)
+			rc := &relay.Receiver{Verifier: v, Rules: []*relay.CompiledRule{rule}, Committer: c}
+			srv := httptest.NewServer(rc)
+			defer srv.Close()
+			client := srv.Client()
+			client.Timeout = tc.senderWaits
 
-	const n = 48
-	sent := map[string]string{} // message id → body
-	for i := range n {
-		// Bodies of different lengths, so that a buffer reused too early would show.
-		// Some carry their error as an object with spaces, which parsing reads compacted and
-		// must not compact in the body itself.
-		extra := ""
-		if i%3 == 0 {
-			extra = `, "error": {"code": 7, "detail": "out of memory"}`
-		}
-		sent[fmt.Sprintf("msg_%d", i)] = fmt.Sprintf(`{"id":"p%d","model":"a/b","status":"succeeded","logs":%q%s}`, i, strings.Repeat("step\n", 1+i*37), extra)
-	}
-	var wg sync.WaitGroup
-	for id, body := range sent {
-		wg.Go(func() {
-			h, err := replicate.SignHeaders(replicate.SampleSecret, id, time.Now(), []byte(body))
-			if err != nil {
-				t.Error(err)
-				return
+			const n = 48
+			sent := map[string]string{} // message id → body
+			for i := range n {
+				// Bodies of different lengths, so that a buffer reused too early would show.
+				// Some carry their error as an object with spaces, which parsing reads
+				// compacted and must not compact in the body itself.
+				extra := ""
+				if i%3 == 0 {
+					extra = `, "error": {"code": 7, "detail": "out of memory"}`
+				}
+				sent[fmt.Sprintf("msg_%d", i)] = fmt.Sprintf(`{"id":"p%d","model":"a/b","status":"succeeded","logs":%q%s}`, i, strings.Repeat("step\n", 1+i*37), extra)
 			}
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/hooks/replicate?kind=prediction", strings.NewReader(body))
-			req.Header = h
-			resp, err := srv.Client().Do(req)
-			if err != nil {
-				t.Error(err)
-				return
+			var mu sync.Mutex
+			answered := map[string]bool{}
+			post := func(id, body string) {
+				h, err := replicate.SignHeaders(replicate.SampleSecret, id, time.Now(), []byte(body))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/hooks/replicate?kind=prediction", strings.NewReader(body))
+				req.Header = h
+				resp, err := client.Do(req)
+				if err != nil {
+					if tc.allAnswered {
+						t.Error(err)
+					}
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Errorf("%s: %d", id, resp.StatusCode)
+					return
+				}
+				mu.Lock()
+				answered[id] = true
+				mu.Unlock()
 			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Errorf("%s: %d", id, resp.StatusCode)
+			// Eight senders, each posting its share one after another, so that webhooks keep
+			// arriving (and taking buffers from the pool) while earlier ones are committed.
+			var wg sync.WaitGroup
+			for w := range 8 {
+				wg.Go(func() {
+					for i := w; i < n; i += 8 {
+						id := fmt.Sprintf("msg_%d", i)
+						post(id, sent[id])
+					}
+				})
+			}
+			wg.Wait()
+			c.Close() // commits taken before the senders gave up finish
+			claimed, err := st.Claim(t.Context(), time.Now().Add(time.Minute), time.Minute, 2*n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored := map[string]bool{}
+			for _, dl := range claimed {
+				stored[dl.MessageID] = true
+				if want := sent[dl.MessageID]; string(dl.Body) != want {
+					t.Errorf("%s: stored body\n%q\nwant\n%q", dl.MessageID, dl.Body, want)
+				}
+			}
+			for id := range answered {
+				if !stored[id] {
+					t.Errorf("%s was acknowledged but not stored", id)
+				}
+			}
+			if tc.allAnswered && len(claimed) != n {
+				t.Errorf("%d deliveries stored, want %d", len(claimed), n)
+			}
+			if !tc.allAnswered && (len(answered) == n || len(claimed) == 0) {
+				t.Errorf("%d answered and %d stored of %d: the case needs senders that gave up and commits that went on", len(answered), len(claimed), n)
 			}
 		})
 	}
-	wg.Wait()
-	claimed, err := st.Claim(t.Context(), time.Now().Add(time.Minute), time.Minute, 2*n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(claimed) != n {
-		t.Fatalf("%d deliveries stored, want %d", len(claimed), n)
-	}
-	for _, dl := range claimed {
-		if want := sent[dl.MessageID]; string(dl.Body) != want {
-			t.Errorf("%s: stored body\n%q\nwant\n%q", dl.MessageID, dl.Body, want)
-		}
-	}
+}
+
+// slowStore takes delay longer over each Ingest.
+type slowStore struct {
+	relay.Store
+	delay time.Duration
+}
+
+func (s *slowStore) Ingest(ctx context.Context, batch []*relay.Ingest) error {
+	time.Sleep(s.delay)
+	return s.Store.Ingest(ctx, batch)
 }
