@@ -36,7 +36,8 @@ type Event struct {
 	// Kind is training or prediction: from ?kind= on the hook URL, else guessed from the payload.
 	Kind Kind
 	// Meta holds the query parameters of the hook URL (first value of each), the documented way
-	// to attach metadata such as ?customId=123 or ?team=vision.
+	// to attach metadata such as ?customId=123 or ?team=vision. Events posted to one URL may
+	// share the map: it is never modified.
 	Meta map[string]string
 	// ReceivedAt is when the relay accepted the delivery.
 	ReceivedAt time.Time
@@ -56,6 +57,22 @@ func ParseEvent(body []byte, messageID string, kind string, meta map[string]stri
 	}
 	return ev, nil
 }
+
+// CheckEvent reports the error ParseEvent would return for body and kind, without keeping the
+// event. It skips what only the text of logs and error costs (reading any JSON there as text
+// never fails once the value is valid JSON, which is still checked): the receiver checks every
+// event it stores this way, so that one the dispatcher could not read is refused at once.
+func CheckEvent(body []byte, kind string) error {
+	ev := Event{}
+	if err := json2.Unmarshal(body, &ev.Prediction, checkOptions); err != nil {
+		return fmt.Errorf("malformed payload: %w", err)
+	}
+	return ev.settle(kind)
+}
+
+// checkOptions are parseOptions with the text of logs and error skipped, not unquoted.
+var checkOptions = json2.JoinOptions(parseOptions, json2.WithUnmarshalers(
+	json2.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ *replicate.Text) error { return dec.SkipValue() })))
 
 // head is the part of a payload that routing needs: everything but the bulky input, logs,
 // error and metrics. Decoding only this is several times cheaper than a full parse on the

@@ -751,6 +751,9 @@ func FuzzParseEvent(f *testing.F) {
 		}()
 		checkHeadAgrees(t, body, kind)
 		ev, err := ParseEvent(body, "msg", kind, map[string]string{"k": "v"}, time.Unix(0, 0))
+		if cerr := CheckEvent(body, kind); (cerr == nil) != (err == nil) || err != nil && cerr.Error() != err.Error() {
+			t.Fatalf("CheckEvent says %v, ParseEvent %v", cerr, err)
+		}
 		if err != nil {
 			if ev != nil {
 				t.Fatalf("ParseEvent returned an event with error %v", err)
@@ -835,4 +838,30 @@ func TestParseEventReadsInvalidUTF8(t *testing.T) {
 	if ev.Error != "CUDA \uFFFD error" || ev.Logs != "step \uFFFD\n" {
 		t.Errorf("error %q, logs %q", ev.Error, ev.Logs)
 	}
+}
+
+// BenchmarkParseEvent compares the full parse (the dispatcher's) with the check the receiver
+// makes of an event it stores, on a terminal event with 8 KiB of progress-bar logs.
+func BenchmarkParseEvent(b *testing.B) {
+	logs := strings.Repeat(`100%|\u2588\u2588\u2588\u2588| 50/50 [00:08<00:00,  5.60it/s]\r\n`, 140)
+	body := []byte(`{"id":"p1","model":"a/b","version":"v","input":{"prompt":"a cat","seed":7},"logs":"` + logs +
+		`","output":["https://replicate.delivery/a/out-0.png"],"error":null,"status":"succeeded",` +
+		`"created_at":"2025-05-01T18:29:28.326000Z","started_at":"2025-05-01T18:29:28.332111Z",` +
+		`"completed_at":"2025-05-01T18:29:38.1Z","metrics":{"predict_time":9.7},"urls":{"web":"https://replicate.com/p/p1"}}`)
+	b.Run("parse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ParseEvent(body, "m", "prediction", nil, time.Time{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("check", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := CheckEvent(body, "prediction"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -35,8 +35,16 @@ type Receiver struct {
 	// answered as a duplicate without a transaction. 0 asks the store every time.
 	DedupWindow time.Duration
 
-	recentOnce sync.Once
-	recent     *recentIDs // nil without DedupWindow
+	once    sync.Once
+	recent  *recentIDs // nil without DedupWindow
+	queries *queryCache
+}
+
+func (rc *Receiver) init() {
+	if rc.DedupWindow > 0 {
+		rc.recent = newRecentIDs(rc.DedupWindow, recentCapacity)
+	}
+	rc.queries = newQueryCache()
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -82,15 +90,10 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rc.Now != nil {
 		now = rc.Now
 	}
-	q := r.URL.Query()
-	meta := make(map[string]string, len(q))
-	for k, v := range q {
-		if len(v) > 0 {
-			meta[k] = v[0]
-		}
-	}
+	rc.once.Do(rc.init)
+	q := rc.queries.get(r.URL.RawQuery)
+	meta, kind := q.meta, q.kind
 	msgID := r.Header.Get("webhook-id")
-	kind := q.Get("kind")
 	received := now().UTC()
 	// Most deliveries are processing events with growing logs that no rule wants: route on the
 	// head of the payload, and parse it whole only when a rule's expression needs it or the
@@ -113,11 +116,6 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// A retry of a delivery stored lately: the store would answer duplicate, with nothing to
 	// change. Checked after parsing, so that a malformed body is refused whatever its id.
-	rc.recentOnce.Do(func() {
-		if rc.DedupWindow > 0 {
-			rc.recent = newRecentIDs(rc.DedupWindow, recentCapacity)
-		}
-	})
 	if rc.recent != nil && rc.recent.seen(msgID, received) {
 		writeAck(w, Duplicate, 0, 0)
 		return
@@ -158,8 +156,12 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(item.Deliveries) > 0 || len(item.Digests) > 0 {
-		if !parseFull() {
-			return
+		// The dispatcher parses it again to send it: an event it could not read is refused now.
+		if full == nil {
+			if err := CheckEvent(body, kind); err != nil {
+				writeJSONError(w, http.StatusBadRequest, err.Error())
+				return
+			}
 		}
 		// The pooled buffer outlives the store's use of it: Submit returns only once the
 		// item is committed, or was never taken.
@@ -204,9 +206,29 @@ func (rc *Receiver) stageMatters(stage int) bool {
 }
 
 func writeAck(w http.ResponseWriter, o Outcome, created, collected int) {
-	w.Header().Set("Content-Type", "application/json")
+	// Most answers are the same few bytes (ignored, duplicate): they and the header value are
+	// made once. The header's slice is shared, which net/http allows: it only reads it.
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(ackBody(o, created, collected))
+	var body []byte
+	if created == 0 && collected == 0 && o >= 0 && int(o) < len(plainAcks) {
+		body = plainAcks[o]
+	} else {
+		body = ackBody(o, created, collected)
+	}
+	_, _ = w.Write(body)
+}
+
+var (
+	jsonContentType = []string{"application/json"}
+	// plainAcks are the answers that created nothing, by outcome.
+	plainAcks [Ignored + 1][]byte
+)
+
+func init() {
+	for o := range plainAcks {
+		plainAcks[o] = ackBody(Outcome(o), 0, 0)
+	}
 }
 
 // ackBody is the answer to a stored or ignored webhook: its outcome, the deliveries it created

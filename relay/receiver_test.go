@@ -200,3 +200,58 @@ func (s *slowStore) Ingest(ctx context.Context, batch []*relay.Ingest) error {
 	time.Sleep(s.delay)
 	return s.Store.Ingest(ctx, batch)
 }
+
+// Each event takes its kind and metadata from its own hook URL, however the URLs alternate:
+// rules match on them and the store keeps them with the event.
+func TestReceiverReadsEachHookURL(t *testing.T) {
+	st := openStore(t)
+	c := relay.NewCommitter(st, 0, nil)
+	defer c.Close()
+	v, _ := sampleVerifierAndRule(t)
+	rule, err := relay.CompileRule(relay.Rule{Name: "vision", Statuses: []replicate.Status{replicate.Succeeded},
+		Meta: map[string]string{"team": "vision"}, Notify: []string{"slack"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &relay.Receiver{Verifier: v, Rules: []*relay.CompiledRule{rule}, Committer: c}
+	queries := []string{"kind=prediction&team=vision", "kind=training&team=vision&run=7", "kind=prediction&team=nlp", ""}
+	for i := range 40 {
+		q := queries[i%len(queries)]
+		body := fmt.Sprintf(`{"id":"p%d","model":"a/b","status":"succeeded"}`, i)
+		h, err := replicate.SignHeaders(replicate.SampleSecret, fmt.Sprintf("msg_%d", i), time.Now(), []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest(http.MethodPost, "/hooks/replicate?"+q, strings.NewReader(body))
+		req.Header = h
+		w := httptest.NewRecorder()
+		rc.ServeHTTP(w, req)
+		want := `"deliveries":0`
+		if strings.Contains(q, "vision") {
+			want = `"deliveries":1`
+		}
+		if w.Code != 200 || !strings.Contains(w.Body.String(), want) {
+			t.Fatalf("%s: %d %s, want %s", q, w.Code, w.Body, want)
+		}
+	}
+	got, err := st.Claim(context.Background(), time.Now().Add(time.Hour), time.Minute, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 20 {
+		t.Fatalf("%d deliveries, want 20", len(got))
+	}
+	for _, d := range got {
+		var i int
+		if _, err := fmt.Sscanf(d.MessageID, "msg_%d", &i); err != nil {
+			t.Fatal(err)
+		}
+		wantKind, wantRun := relay.KindPrediction, ""
+		if i%len(queries) == 1 {
+			wantKind, wantRun = relay.KindTraining, "7"
+		}
+		if d.Kind != wantKind || d.Meta["team"] != "vision" || d.Meta["run"] != wantRun || len(d.Meta) != 2+len(wantRun) {
+			t.Errorf("%s: kind %s, meta %v", d.MessageID, d.Kind, d.Meta)
+		}
+	}
+}
