@@ -103,6 +103,7 @@ type Dispatcher struct {
 	cfg          DispatcherConfig
 	maxPaceWait  time.Duration // see DispatcherConfig.maxPaceWait
 	log          *slog.Logger
+	deliveryLog  *slog.Logger // log, with attributes formatted only for records written
 	now          func() time.Time
 	wake         chan struct{}
 	settles      chan settleReq // set by Run for its workers; see settleLoop
@@ -117,6 +118,7 @@ func NewDispatcher(store Store, r Renderer, destinations map[string]*Destination
 	d := &Dispatcher{
 		store: store, renderer: r, destinations: destinations, pacers: map[string]*pacer{},
 		cfg: cfg, maxPaceWait: cfg.maxPaceWait(), log: log, now: time.Now, wake: make(chan struct{}, 1),
+		deliveryLog: slog.New(&lazyAttrs{inner: log.Handler()}),
 	}
 	for name, dest := range destinations {
 		d.pacers[name] = newPacer(dest.Rate, dest.Burst)
@@ -238,7 +240,7 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 		d.release([]Delivery{dl})
 		return
 	}
-	log := d.log.With("delivery", dl.ID, "rule", dl.Rule, "notifier", dl.Notifier)
+	log := d.deliveryLog.With("delivery", dl.ID, "rule", dl.Rule, "notifier", dl.Notifier)
 	dest := d.destinations[dl.Notifier]
 	if dest == nil {
 		d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: fmt.Sprintf("notifier %q is not configured", dl.Notifier)})
