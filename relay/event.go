@@ -63,16 +63,43 @@ func ParseEvent(body []byte, messageID string, kind string, meta map[string]stri
 // never fails once the value is valid JSON, which is still checked): the receiver checks every
 // event it stores this way, so that one the dispatcher could not read is refused at once.
 func CheckEvent(body []byte, kind string) error {
-	ev := Event{}
-	if err := json2.Unmarshal(body, &ev.Prediction, checkOptions); err != nil {
+	var p checkedPrediction
+	if err := json2.Unmarshal(body, &p, parseOptions); err != nil {
 		return fmt.Errorf("malformed payload: %w", err)
 	}
+	ev := Event{}
+	ev.ID, ev.Status, ev.URLs, ev.Output = p.ID, p.Status, p.URLs, p.Output
 	return ev.settle(kind)
 }
 
-// checkOptions are parseOptions with the text of logs and error skipped, not unquoted.
-var checkOptions = json2.JoinOptions(parseOptions, json2.WithUnmarshalers(
-	json2.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ *replicate.Text) error { return dec.SkipValue() })))
+// checkedPrediction is replicate.Prediction with logs and error skipped rather than read;
+// TestCheckedPredictionMirrorsPrediction keeps the two alike.
+type checkedPrediction struct {
+	ID                  string           `json:"id"`
+	Model               string           `json:"model"`
+	Version             string           `json:"version"`
+	Input               map[string]any   `json:"input"`
+	Output              json.RawMessage  `json:"output"`
+	Logs                skippedText      `json:"logs"`
+	Error               skippedText      `json:"error"`
+	Status              replicate.Status `json:"status"`
+	Source              string           `json:"source"`
+	DataRemoved         bool             `json:"data_removed"`
+	CreatedAt           time.Time        `json:"created_at"`
+	StartedAt           time.Time        `json:"started_at"`
+	CompletedAt         time.Time        `json:"completed_at"`
+	Metrics             map[string]any   `json:"metrics"`
+	URLs                replicate.URLs   `json:"urls"`
+	Deployment          string           `json:"deployment"`
+	Webhook             string           `json:"webhook"`
+	WebhookEventsFilter []string         `json:"webhook_events_filter"`
+}
+
+// skippedText stands for a replicate.Text: any valid JSON value, which it skips.
+type skippedText struct{}
+
+// UnmarshalJSONFrom implements the single-pass decoder's unmarshaler (encoding/json/v2).
+func (*skippedText) UnmarshalJSONFrom(dec *jsontext.Decoder) error { return dec.SkipValue() }
 
 // head is the part of a payload that routing needs: everything but the bulky input, logs,
 // error and metrics. Decoding only this is several times cheaper than a full parse on the
