@@ -96,8 +96,8 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	msgID := r.Header.Get("webhook-id")
 	received := now().UTC()
 	// Most deliveries are processing events with growing logs that no rule wants: route on the
-	// head of the payload, and parse it whole only when a rule's expression needs it or the
-	// event is going to be stored (which also proves the dispatcher can read it later).
+	// head of the payload, parse it whole only when a rule's expression needs it, and check it
+	// whole (CheckEvent) when it is going to be stored, which proves the dispatcher can read it.
 	ev, err := ParseHead(body, msgID, kind, meta, received)
 	if err != nil {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
