@@ -68,31 +68,17 @@ func CheckEvent(body []byte, kind string) error {
 		return fmt.Errorf("malformed payload: %w", err)
 	}
 	ev := Event{}
-	ev.ID, ev.Status, ev.URLs, ev.Output = p.ID, p.Status, p.URLs, p.Output
+	ev.Prediction = p.Prediction
 	return ev.settle(kind)
 }
 
-// checkedPrediction is replicate.Prediction with logs and error skipped rather than read;
-// TestCheckedPredictionMirrorsPrediction keeps the two alike.
+// checkedPrediction is replicate.Prediction with logs and error skipped rather than read: its own
+// fields of those names hide the embedded ones, as Go's rules for embedded fields (which the
+// decoder follows) have it.
 type checkedPrediction struct {
-	ID                  string           `json:"id"`
-	Model               string           `json:"model"`
-	Version             string           `json:"version"`
-	Input               map[string]any   `json:"input"`
-	Output              json.RawMessage  `json:"output"`
-	Logs                skippedText      `json:"logs"`
-	Error               skippedText      `json:"error"`
-	Status              replicate.Status `json:"status"`
-	Source              string           `json:"source"`
-	DataRemoved         bool             `json:"data_removed"`
-	CreatedAt           time.Time        `json:"created_at"`
-	StartedAt           time.Time        `json:"started_at"`
-	CompletedAt         time.Time        `json:"completed_at"`
-	Metrics             map[string]any   `json:"metrics"`
-	URLs                replicate.URLs   `json:"urls"`
-	Deployment          string           `json:"deployment"`
-	Webhook             string           `json:"webhook"`
-	WebhookEventsFilter []string         `json:"webhook_events_filter"`
+	replicate.Prediction
+	Logs  skippedText `json:"logs"`
+	Error skippedText `json:"error"`
 }
 
 // skippedText stands for a replicate.Text: any valid JSON value, which it skips.
