@@ -47,6 +47,10 @@ type DispatcherConfig struct {
 	BackoffMax  time.Duration // cap on the retry delay [10m]
 	Poll        time.Duration // how often to look for due deliveries when not woken [500ms]
 	MaxPaceWait time.Duration // longer pacing waits are rescheduled instead of held [5s]; see maxPaceWait
+	// SettleLinger is how long an outcome waits for others to share its transaction [5ms]. Under
+	// load, beginning and committing a transaction per outcome or two had cost twice the CPU
+	// of the updates in them.
+	SettleLinger time.Duration
 }
 
 func (c *DispatcherConfig) defaults() {
@@ -68,6 +72,7 @@ func (c *DispatcherConfig) defaults() {
 	set(&c.BackoffMax, 10*time.Minute)
 	set(&c.Poll, 500*time.Millisecond)
 	set(&c.MaxPaceWait, 5*time.Second)
+	set(&c.SettleLinger, 5*time.Millisecond)
 	// A send must fit in its lease, or a queued delivery could never start (config validation
 	// refuses such settings; this keeps the dispatcher safe without it).
 	if c.SendTimeout >= c.Lease {
@@ -393,13 +398,19 @@ func (d *Dispatcher) settle(log *slog.Logger, dl Delivery, s Settlement) {
 // settleBatch bounds the outcomes recorded in one transaction.
 const settleBatch = 256
 
-// settleLoop records handed-over outcomes until d.settles is closed and drained: whatever is
-// waiting when a transaction ends goes into the next one.
+// settleLoop records handed-over outcomes until d.settles is closed and drained. A batch starts
+// with the first outcome and takes the others that arrive within SettleLinger of it (or until it
+// is full, or the dispatcher stops): workers finish their sends one by one, and without the wait
+// most transactions carried one or two outcomes. The wait only delays when a sent delivery is
+// recorded as sent, by far less than the part of its lease kept for it (settleMargin).
 func (d *Dispatcher) settleLoop() {
 	batch := make([]settleReq, 0, settleBatch)
 	items := make([]*Settlement, 0, settleBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for r := range d.settles {
 		batch = append(batch[:0], r)
+		linger.Reset(d.cfg.SettleLinger)
 	gather:
 		for len(batch) < settleBatch {
 			select {
@@ -408,10 +419,11 @@ func (d *Dispatcher) settleLoop() {
 					break gather
 				}
 				batch = append(batch, r)
-			default:
+			case <-linger.C:
 				break gather
 			}
 		}
+		linger.Stop()
 		items = items[:0]
 		for _, r := range batch {
 			items = append(items, r.s)

@@ -340,11 +340,13 @@ type settleRecorder struct {
 	mu      sync.Mutex
 	settled []relay.Settlement
 	errs    []error
+	batches []int // the size of each Settle's batch
 }
 
 func (r *settleRecorder) Settle(ctx context.Context, batch []*relay.Settlement) error {
 	err := r.Store.Settle(ctx, batch)
 	r.mu.Lock()
+	r.batches = append(r.batches, len(batch))
 	for _, s := range batch {
 		r.settled = append(r.settled, *s)
 		if err != nil {
@@ -361,6 +363,37 @@ func (r *settleRecorder) calls() ([]relay.Settlement, []error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.settled), slices.Clone(r.errs)
+}
+
+// Outcomes that arrive within SettleLinger of one another share a transaction, even when the
+// sends that made them finish one at a time.
+func TestDispatcherSettlesOutcomesTogether(t *testing.T) {
+	st := openStore(t)
+	rec := &settleRecorder{Store: st}
+	const sends = 5
+	// One worker, and each send takes 10 ms: the outcomes come 10 ms apart, and without the
+	// linger each would be recorded on its own.
+	n := &scripted{next: func(int) error { time.Sleep(10 * time.Millisecond); return nil }}
+	cfg := fast()
+	cfg.Workers = 1
+	cfg.SettleLinger = 400 * time.Millisecond
+	d := relay.NewDispatcher(rec, plainRenderer{}, map[string]*relay.Destination{"slack": {Notifier: n, Target: "text"}}, cfg, quiet)
+	for i := range sends {
+		enqueue(t, st, fmt.Sprintf("p%d", i), "default", "slack")
+	}
+	runDispatcher(t, d)
+	list := waitSettled(t, st, sends)
+	for _, dl := range list {
+		if dl.State != relay.Sent {
+			t.Fatalf("delivery %d is %s (%s)", dl.ID, dl.State, dl.LastError)
+		}
+	}
+	rec.mu.Lock()
+	batches := slices.Clone(rec.batches)
+	rec.mu.Unlock()
+	if len(batches) > 2 || len(rec.settled) != sends {
+		t.Fatalf("%d outcomes recorded in batches of %v, want them in one or two", len(rec.settled), batches)
+	}
 }
 
 // logRecorder is a slog handler that keeps the level and message of every record.
