@@ -401,8 +401,8 @@ const settleBatch = 256
 // settleLoop records handed-over outcomes until d.settles is closed and drained. A batch starts
 // with the first outcome and takes the others that arrive within SettleLinger of it (or until it
 // is full, or the dispatcher stops): workers finish their sends one by one, and without the wait
-// most transactions carried one or two outcomes. The wait only delays when a sent delivery is
-// recorded as sent, by far less than the part of its lease kept for it (settleMargin).
+// most transactions carried one or two outcomes. The wait only delays when an outcome is
+// recorded, by far less than the part of the lease kept for it (settleMargin).
 func (d *Dispatcher) settleLoop() {
 	batch := make([]settleReq, 0, settleBatch)
 	items := make([]*Settlement, 0, settleBatch)

@@ -389,10 +389,10 @@ func TestDispatcherSettlesOutcomesTogether(t *testing.T) {
 		}
 	}
 	rec.mu.Lock()
-	batches := slices.Clone(rec.batches)
+	batches, settled := slices.Clone(rec.batches), len(rec.settled)
 	rec.mu.Unlock()
-	if len(batches) > 2 || len(rec.settled) != sends {
-		t.Fatalf("%d outcomes recorded in batches of %v, want them in one or two", len(rec.settled), batches)
+	if len(batches) > 2 || settled != sends {
+		t.Fatalf("%d outcomes recorded in batches of %v, want them in one or two", settled, batches)
 	}
 }
 
