@@ -21,6 +21,9 @@ import (
 	"github.com/mlrelay/relay/templates"
 )
 
+// settleWait is what a shutdown allows, past the longest send, for recording its outcome.
+const settleWait = 5 * time.Second
+
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, configPath := commandFlags("serve", stderr)
 	if err := parseFlags(fs, args); err != nil {
@@ -158,21 +161,27 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		log.Info("shutting down: no new webhooks; finishing work in flight")
 	case runErr = <-serveErr:
 	}
-	// Order matters: stop accepting and let every handler finish (their items are committed),
-	// then stop the committer, then let the dispatcher finish its sends and release the rest.
+	// The dispatcher stops at once, beside the HTTP server: it starts no new send, lets the
+	// sends in flight finish and gives back the deliveries it had claimed. Handlers finish and
+	// their items are committed before the committer stops.
 	stopping.Store(true)
+	stopWork()
+	start := time.Now()
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		log.Error("http shutdown incomplete", "err", err)
 	}
 	committer.Close()
-	stopWork()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	// A send in flight is waited for even past shutdown_timeout, up to its own bound: leaving
+	// it unrecorded would make another process send it again once its lease expires.
+	wait := time.NewTimer(max(cfg.Server.ShutdownTimeout.D(), d.SendTimeout.D()+settleWait) - time.Since(start))
+	defer wait.Stop()
 	select {
 	case <-done:
-	case <-shutCtx.Done():
+	case <-wait.C:
 		log.Error("dispatcher did not stop in time; leased deliveries will be retried after their lease expires")
 	}
 	log.Info("stopped")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mlrelay/relay/notifiers/slacktest"
 	"github.com/mlrelay/relay/relay"
+	"github.com/mlrelay/relay/relay/config"
 )
 
 // TestMain lets a test run this package's main as a child process (RELAY_TEST_MAIN=1), so that
@@ -113,5 +114,47 @@ func TestSIGTERMFinishesInFlightSend(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "shutting down") {
 		t.Fatalf("no shutdown log:\n%s", stderr.String())
+	}
+}
+
+// A send still in flight when shutdown_timeout runs out is waited for (up to send_timeout) and
+// recorded: abandoning it would leave it sending, to be sent again after its lease.
+func TestShutdownWaitsForSendPastShutdownTimeout(t *testing.T) {
+	slack := newSlack(t)
+	slack.FailNext(1, slacktest.Failure{Delay: 2500 * time.Millisecond}) // slow, then OK
+	db := filepath.Join(t.TempDir(), "relay.db")
+	base := e2eConfig(t, db, slack.WebhookURL(), "")
+	text, err := os.ReadFile(base.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.NewReplacer(`shutdown_timeout = "10s"`, `shutdown_timeout = "1s"`,
+		`send_timeout = "1s"`, `send_timeout = "4s"`, `lease = "5s"`, `lease = "20s"`).Replace(string(text))
+	path := filepath.Join(t.TempDir(), "relay.toml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, cfg)
+	s := sample(t, "training-succeeded.json")
+	if code, body := in.post(t, "?kind=training", s.MessageID, s.Body); code != 200 {
+		t.Fatalf("post: %d %s", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for slack.Requests() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the send never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	in.shutdown()
+	if n := len(slack.Messages()); n != 1 {
+		t.Fatalf("slack got %d messages when the relay had stopped, want the one in flight", n)
+	}
+	if list := deliveries(t, db); len(list) != 1 || list[0].State != relay.Sent {
+		t.Fatalf("deliveries after shutdown = %+v, want one sent", list)
 	}
 }
