@@ -414,20 +414,43 @@ func flatten(targets ...any) any {
 	return out.Interface()
 }
 
-// redactURL hides the password of a URL that has one: "postgres://u:pw@host/db" becomes
-// "postgres://u:xxxxx@host/db". Other strings are returned as they are.
+// redactURL hides the passwords of a URL that has them: "postgres://u:pw@host/db" becomes
+// "postgres://u:xxxxx@host/db", and a password given as a query parameter (libpq's password
+// and sslpassword) becomes xxxxx too. Other strings are returned as they are.
 func redactURL(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if err != nil {
 		return s
 	}
-	if _, ok := u.User.Password(); !ok {
+	changed := false
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		changed = true
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			if isPasswordParam(k) {
+				q[k] = []string{"xxxxx"}
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	if !changed {
 		return s
 	}
-	return u.Redacted()
+	return u.String()
+}
+
+// isPasswordParam reports whether a URL query parameter holds a password for libpq and pgx.
+func isPasswordParam(name string) bool {
+	return strings.EqualFold(name, "password") || strings.EqualFold(name, "sslpassword")
 }
 
 // hasScheme reports whether s starts with one of the prefixes, ignoring case.

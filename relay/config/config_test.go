@@ -852,7 +852,7 @@ func TestRedacted(t *testing.T) {
 [server]
 public_url = "https://relay.example.com"
 [store]
-url = "postgres://relay:${PGPASSWORD}@db.internal/relay"
+url = "postgres://relay:${PGPASSWORD}@db.internal/relay?sslmode=require&Password=${PGPASSWORD}2&sslpassword=${PGPASSWORD}3"
 [replicate]
 webhook_secrets = "${REPLICATE_WEBHOOK_SECRET}"
 [notifiers.console]
@@ -888,7 +888,7 @@ when = "predict_time > 60"
 		`webhook_url = "[redacted]"`,
 		`token = "[redacted]"`,
 		`token = ""`,
-		`url = "postgres://relay:xxxxx@db.internal/relay"`,
+		`url = "postgres://relay:xxxxx@db.internal/relay?Password=xxxxx&sslmode=require&sslpassword=xxxxx"`,
 		`api_url = "https://proxy:xxxxx@slack.internal/api/"`,
 		`channel = "#ml"`,
 		`when = "predict_time > 60"`,

@@ -82,6 +82,8 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 		{"bad parameter", "postgres://relay:" + pw + "@127.0.0.1/relay?connect_timeout=soon"},
 		{"encoded password", "postgres://relay:" + pw + "%2Fx@127.0.0.1/relay?pool_max_conns=many"},
 		{"nothing listening", "postgres://relay:" + pw + "@127.0.0.1:1/relay?sslmode=disable"},
+		{"password in the query", "postgres://relay@127.0.0.1/relay?password=" + pw + "&pool_max_conns=many"},
+		{"encoded password in the query", "postgres://relay@127.0.0.1/relay?sslpassword=" + pw + "%2Fx&connect_timeout=soon"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
