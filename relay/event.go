@@ -171,20 +171,22 @@ func guessKind(p *replicate.Prediction) Kind {
 // Terminal reports whether the event ends the run.
 func (ev *Event) Terminal() bool { return ev.Status.Terminal() }
 
-// Duration is how long the run took, from start to completion (0 until both are known).
+// Duration is how long the run took, from start to completion (0 until both are known, and 0
+// when the completion is stamped before the start: clocks that disagree say nothing).
 func (ev *Event) Duration() time.Duration {
 	if ev.StartedAt.IsZero() || ev.CompletedAt.IsZero() {
 		return 0
 	}
-	return ev.CompletedAt.Sub(ev.StartedAt)
+	return max(ev.CompletedAt.Sub(ev.StartedAt), 0)
 }
 
-// QueueTime is how long the run waited before it started (0 until it started).
+// QueueTime is how long the run waited before it started (0 until it started, and 0 when the
+// start is stamped before the creation).
 func (ev *Event) QueueTime() time.Duration {
 	if ev.CreatedAt.IsZero() || ev.StartedAt.IsZero() {
 		return 0
 	}
-	return ev.StartedAt.Sub(ev.CreatedAt)
+	return max(ev.StartedAt.Sub(ev.CreatedAt), 0)
 }
 
 // PredictTime is metrics.predict_time in seconds, or 0.

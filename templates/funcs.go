@@ -204,6 +204,8 @@ func toDuration(v any) (time.Duration, error) {
 // Minutes and hours drop the smaller unit rather than round, so "8m22s" means at least that.
 func humanDuration(d time.Duration) string {
 	switch {
+	case d == math.MinInt64: // which has no positive counterpart
+		return "-" + humanDuration(math.MaxInt64)
 	case d < 0:
 		return "-" + humanDuration(-d)
 	case d == 0:

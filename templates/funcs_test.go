@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"text/template"
@@ -123,6 +124,8 @@ func TestHumanDuration(t *testing.T) {
 		{3 * time.Hour, "3h"},
 		{50 * time.Hour, "50h"},
 		{-1500 * time.Millisecond, "-1.5s"},
+		{math.MaxInt64, "2562047h47m"},
+		{math.MinInt64, "-2562047h47m"}, // once a recursion that overflowed the stack
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -177,4 +180,35 @@ func FuzzTruncate(f *testing.F) {
 			t.Fatalf("truncate(%q, %d) = %q breaks an entity", esc, n, out)
 		}
 	})
+}
+
+// Timestamps far apart, or out of order, render like any other event. Completion in year 1
+// after a start in year 9999 once made a duration of math.MinInt64, whose formatting overflowed
+// the stack: a crash no recover catches, repeated on every restart by the stored delivery.
+func TestRenderExtremeTimestamps(t *testing.T) {
+	set, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, times := range []map[string]any{
+		{"created_at": "0001-01-01T00:00:01Z", "started_at": "9999-12-31T00:00:00Z", "completed_at": "0001-01-02T00:00:00Z"},
+		{"created_at": "0001-01-01T00:00:01Z", "started_at": "0001-01-01T00:00:02Z", "completed_at": "9999-12-31T00:00:00Z"},
+		{"created_at": "2025-05-01T18:29:30Z", "started_at": "2025-05-01T18:29:29Z", "completed_at": "2025-05-01T18:29:28Z"},
+	} {
+		for _, name := range []string{"prediction-succeeded.json", "prediction-failed.json"} {
+			ev := event(t, name, times)
+			for _, target := range Targets() {
+				m, err := set.Render("default", target, ev)
+				if err != nil {
+					t.Fatalf("%s %v for %s: %v", name, times, target, err)
+				}
+				all := m.Title + "\n" + m.Body + "\n" + m.Context + "\n" + m.Text
+				for _, neg := range []string{"in -", "for -", "after -"} {
+					if strings.Contains(all, neg) {
+						t.Errorf("%s %v for %s shows a negative duration (%q):\n%s", name, times, target, neg, all)
+					}
+				}
+			}
+		}
+	}
 }

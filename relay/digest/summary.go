@@ -2,6 +2,7 @@ package digest
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"time"
 
@@ -147,7 +148,7 @@ func Build(name string, from, to time.Time, items []Item, maxItems int) *Summary
 	var trainings []Item
 	for _, it := range runs {
 		if it.Failed() {
-			s.LostTime += it.PredictDuration()
+			s.LostTime = addDuration(s.LostTime, it.PredictDuration())
 		}
 		switch {
 		case it.Kind == relay.KindTraining:
@@ -245,7 +246,7 @@ func listModels(byModel map[string][]Item, limit int) (models []ModelFailures, m
 	for model, items := range byModel {
 		m := ModelFailures{Model: model, Failures: len(items)}
 		for _, it := range items {
-			m.LostTime += it.PredictDuration()
+			m.LostTime = addDuration(m.LostTime, it.PredictDuration())
 		}
 		all = append(all, m)
 		groups[model] = groupErrors(items, min(limit, MaxLinksPerGroup))
@@ -304,7 +305,7 @@ func groupErrors(items []Item, links int) []ErrorGroup {
 		g := ErrorGroup{Fingerprint: k.fingerprint, Aborted: k.aborted, Example: its[0].Error,
 			Count: len(its), First: its[len(its)-1].When(), Last: its[0].When()}
 		for _, it := range its {
-			g.LostTime += it.PredictDuration()
+			g.LostTime = addDuration(g.LostTime, it.PredictDuration())
 		}
 		g.Runs = slices.Clone(its[:min(len(its), links)])
 		g.MoreRuns = len(its) - len(g.Runs)
@@ -325,4 +326,13 @@ func compareBool(a, b bool) int {
 		return 1
 	}
 	return -1
+}
+
+// addDuration adds a non-negative d to sum, stopping at the largest duration rather than
+// wrapping into a negative one: each run's compute time may be up to 10⁹ seconds.
+func addDuration(sum, d time.Duration) time.Duration {
+	if sum > math.MaxInt64-d {
+		return math.MaxInt64
+	}
+	return sum + d
 }

@@ -2,6 +2,7 @@ package digest
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -231,5 +232,24 @@ func TestBuildFairShares(t *testing.T) {
 	}
 	if want := "[acme/many:2+8 acme/one:1+0 acme/two:1+0]"; fmt.Sprint(got) != want {
 		t.Errorf("groups per model = %v, want %s", got, want)
+	}
+}
+
+// Compute times add up without wrapping: ten failures at the largest predict_time an item
+// takes (10⁹ s) exceed what a time.Duration holds, and the sums stop at the largest one.
+func TestBuildLostTimeSaturates(t *testing.T) {
+	var items []Item
+	for i := range 10 {
+		items = append(items, pred(fmt.Sprintf("p%d", i), replicate.Failed, "acme/m", "boom", i, 1e9))
+	}
+	s := Build("daily", periodFrom, periodTo, items, 0)
+	if s.LostTime != math.MaxInt64 {
+		t.Errorf("summary lost time %v, want the largest duration", s.LostTime)
+	}
+	if len(s.Models) != 1 || s.Models[0].LostTime != math.MaxInt64 {
+		t.Fatalf("models %+v, want one with the largest duration", s.Models)
+	}
+	if g := s.Models[0].Groups; len(g) != 1 || g[0].LostTime != math.MaxInt64 {
+		t.Errorf("error groups %+v, want one with the largest duration", g)
 	}
 }
