@@ -392,6 +392,9 @@ func (d *Dispatcher) settle(log *slog.Logger, dl Delivery, s Settlement) {
 		s.At = d.now()
 	}
 	s.Lease = dl.Lease()
+	// Errors may quote what a provider or a template said; PostgreSQL's text refuses a NUL or
+	// invalid UTF-8, which would fail the whole batch of outcomes.
+	s.LastError, s.Ref = storableText(s.LastError), storableText(s.Ref)
 	d.settles <- settleReq{s: &s, dl: dl, log: log}
 }
 

@@ -203,6 +203,22 @@ func TestDispatcherOutcomes(t *testing.T) {
 	}
 }
 
+// An error that quotes bytes no store keeps as text (PostgreSQL refuses NUL and invalid UTF-8)
+// is recorded with them replaced, rather than failing its batch of outcomes.
+func TestDispatcherErrorTextIsStorable(t *testing.T) {
+	st := openStore(t)
+	n := &scripted{next: func(int) error {
+		return relay.Permanent(errors.New("slack webhook: 400: bad \x00 byte \xff here"))
+	}}
+	d := relay.NewDispatcher(st, plainRenderer{}, map[string]*relay.Destination{"slack": {Notifier: n, Target: "text"}}, fast(), quiet)
+	enqueue(t, st, "p1", "default", "slack")
+	runDispatcher(t, d)
+	got := waitSettled(t, st, 1)[0]
+	if want := "slack webhook: 400: bad \uFFFD byte \uFFFD here"; got.State != relay.Dead || got.LastError != want {
+		t.Fatalf("state %s, last error %q; want dead with %q", got.State, got.LastError, want)
+	}
+}
+
 func TestDispatcherUnknownNotifierIsDead(t *testing.T) {
 	st := openStore(t)
 	d := relay.NewDispatcher(st, plainRenderer{}, map[string]*relay.Destination{}, fast(), quiet)

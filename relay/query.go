@@ -3,7 +3,9 @@ package relay
 import (
 	"hash/maphash"
 	"net/url"
+	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // hookQuery is what the receiver reads from a hook URL's query: the metadata of its events (the
@@ -12,6 +14,9 @@ type hookQuery struct {
 	raw  string
 	meta map[string]string
 	kind string
+	// unstorable names a parameter whose name or value no store can keep as text (a NUL, or
+	// invalid UTF-8), or is "".
+	unstorable string
 }
 
 // queryCache remembers the hook URLs' queries lately parsed. Replicate posts every webhook of a
@@ -45,10 +50,29 @@ func (c *queryCache) get(raw string) *hookQuery {
 func parseHookQuery(raw string) *hookQuery {
 	v, _ := url.ParseQuery(raw)
 	meta := make(map[string]string, len(v))
+	q := &hookQuery{raw: raw, meta: meta}
 	for k, vs := range v {
 		if len(vs) > 0 {
 			meta[k] = vs[0]
+			if !isStorable(k) || !isStorable(vs[0]) {
+				q.unstorable = k
+			}
 		}
 	}
-	return &hookQuery{raw: raw, meta: meta, kind: meta["kind"]}
+	q.kind = meta["kind"]
+	return q
+}
+
+// isStorable reports whether s can be stored as text: valid UTF-8 without NUL, which
+// PostgreSQL's text and jsonb refuse.
+func isStorable(s string) bool {
+	return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s)
+}
+
+// storableText is s made storable: invalid UTF-8 and NULs become U+FFFD.
+func storableText(s string) string {
+	if isStorable(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }

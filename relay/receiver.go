@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -176,6 +177,19 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// What is stored as text must be storable as text everywhere: a single NUL would make
+	// PostgreSQL refuse the whole group commit, every webhook in it answered 503.
+	switch {
+	case q.unstorable != "":
+		writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("query parameter %q: a NUL byte or invalid UTF-8 in its name or value", q.unstorable))
+		return
+	case !isStorable(msgID):
+		writeJSONError(w, http.StatusBadRequest, "webhook-id: a NUL byte or invalid UTF-8")
+		return
+	case !isStorable(ev.ID):
+		writeJSONError(w, http.StatusBadRequest, "id: a NUL byte or invalid UTF-8")
+		return
+	}
 	if err := rc.Committer.Submit(r.Context(), item); err != nil {
 		log.Error("webhook not stored; answering 503 so the sender retries", "id", ev.ID, "webhook_id", msgID, "err", err)
 		w.Header().Set("Retry-After", "5")

@@ -437,24 +437,34 @@ func TestE2EBadInputChangesNothing(t *testing.T) {
 	bigHeaders, _ := replicate.SignHeaders(replicate.SampleSecret, "msg_bad", time.Now(), big)
 	noID := []byte(`{"status":"failed"}`)
 	noIDHeaders, _ := replicate.SignHeaders(replicate.SampleSecret, "msg_bad", time.Now(), noID)
+	// Text no store can keep (PostgreSQL refuses NUL and invalid UTF-8), which would fail the
+	// group commit of every webhook sharing its transaction.
+	nulID := []byte(`{"id":"p\u0000x","model":"a/b","status":"failed"}`)
+	nulIDHeaders, _ := replicate.SignHeaders(replicate.SampleSecret, "msg_bad", time.Now(), nulID)
+	badMsgIDHeaders, _ := replicate.SignHeaders(replicate.SampleSecret, "msg_\xff", time.Now(), s.Body)
 	cases := []struct {
 		name   string
 		method string
 		h      http.Header
 		body   []byte
 		want   int
+		query  string
 	}{
-		{"unsigned", http.MethodPost, http.Header{}, s.Body, 401},
-		{"tampered body", http.MethodPost, good, append(bytes.Clone(s.Body), ' '), 401},
-		{"stale timestamp", http.MethodPost, stale, s.Body, 401},
-		{"malformed json", http.MethodPost, badJSONHeaders, badJSON, 400},
-		{"missing id", http.MethodPost, noIDHeaders, noID, 400},
-		{"too large", http.MethodPost, bigHeaders, big, 413},
-		{"GET", http.MethodGet, good, nil, 405},
+		{"NUL in a query value", http.MethodPost, good, s.Body, 400, "?team=%00"},
+		{"invalid UTF-8 in a query name", http.MethodPost, good, s.Body, 400, "?%ff=1"},
+		{"NUL in the id", http.MethodPost, nulIDHeaders, nulID, 400, ""},
+		{"invalid UTF-8 in the webhook-id", http.MethodPost, badMsgIDHeaders, s.Body, 400, ""},
+		{"unsigned", http.MethodPost, http.Header{}, s.Body, 401, ""},
+		{"tampered body", http.MethodPost, good, append(bytes.Clone(s.Body), ' '), 401, ""},
+		{"stale timestamp", http.MethodPost, stale, s.Body, 401, ""},
+		{"malformed json", http.MethodPost, badJSONHeaders, badJSON, 400, ""},
+		{"missing id", http.MethodPost, noIDHeaders, noID, 400, ""},
+		{"too large", http.MethodPost, bigHeaders, big, 413, ""},
+		{"GET", http.MethodGet, good, nil, 405, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, body := in.do(t, tc.method, "/hooks/replicate", tc.h, tc.body)
+			code, body := in.do(t, tc.method, "/hooks/replicate"+tc.query, tc.h, tc.body)
 			if code != tc.want {
 				t.Fatalf("status %d (%s), want %d", code, body, tc.want)
 			}
