@@ -312,6 +312,12 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 			d.release([]Delivery{dl})
 			return
 		}
+		// A 429 answered to another send while this one waited pauses it too.
+		if paused := p.paused(d.now()); paused > 0 {
+			p.cancel()
+			d.settle(log, dl, Settlement{State: Pending, Attempts: dl.Attempts, NextAt: d.now().Add(paused)})
+			return
+		}
 	}
 
 	// A send that has started is allowed to finish on shutdown: cutting it off midway would
@@ -332,6 +338,13 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 	case c.RateLimited:
 		wait := max(c.RetryAfter, time.Second)
 		p.pause(now.Add(wait))
+		if now.Sub(dl.CreatedAt) >= d.cfg.MaxAge {
+			// Rate limits do not count as attempts, but they do not hold a delivery past
+			// MaxAge either.
+			d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts,
+				LastError: fmt.Sprintf("gave up after %v: %v", d.cfg.MaxAge, err), At: now})
+			return
+		}
 		log.Warn("rate limited; will retry", "retry_after", wait)
 		d.settle(log, dl, Settlement{State: Pending, Attempts: dl.Attempts, NextAt: now.Add(wait), LastError: err.Error(), At: now})
 	default:

@@ -261,6 +261,54 @@ func TestDispatcherRateLimitPausesDestination(t *testing.T) {
 	}
 }
 
+// Sends already waiting for their pacing slot when another send is answered 429 wait for the
+// pause too, instead of going out when their slot comes.
+func TestDispatcherRateLimitPausesWaitingSends(t *testing.T) {
+	st := openStore(t)
+	n := &scripted{next: func(k int) error {
+		if k == 1 {
+			time.Sleep(300 * time.Millisecond)
+			return relay.RateLimited(errors.New("429"), 30*time.Second)
+		}
+		return nil
+	}}
+	cfg := fast()
+	cfg.Workers = 3
+	d := relay.NewDispatcher(st, plainRenderer{}, map[string]*relay.Destination{"slack": {Notifier: n, Target: "text", Rate: 2, Burst: 1}}, cfg, quiet)
+	for i := range 3 {
+		enqueue(t, st, fmt.Sprintf("p%d", i), "default", "slack")
+	}
+	runDispatcher(t, d)
+	// The other two held slots 0.5 and 1 s out; give them time to (wrongly) go out.
+	time.Sleep(2 * time.Second)
+	if c := n.count(); c != 1 {
+		t.Fatalf("%d sends during a 30s pause, want only the one that was answered 429", c)
+	}
+	list, err := st.Deliveries(context.Background(), relay.Pending, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 3 {
+		t.Fatalf("%d deliveries pending, want all 3 back to wait out the pause: %+v", len(list), list)
+	}
+}
+
+// A destination that keeps answering 429 does not hold a delivery past MaxAge.
+func TestDispatcherRateLimitedPastMaxAgeIsDead(t *testing.T) {
+	st := openStore(t)
+	n := &scripted{next: func(int) error { return relay.RateLimited(errors.New("slack webhook: 429"), time.Millisecond) }}
+	cfg := fast()
+	cfg.MaxAge = time.Millisecond
+	d := relay.NewDispatcher(st, plainRenderer{}, map[string]*relay.Destination{"slack": {Notifier: n, Target: "text"}}, cfg, quiet)
+	enqueue(t, st, "p1", "default", "slack")
+	time.Sleep(5 * time.Millisecond)
+	runDispatcher(t, d)
+	got := waitSettled(t, st, 1)[0]
+	if got.State != relay.Dead || got.Attempts != 0 || !strings.Contains(got.LastError, "429") {
+		t.Fatalf("got %+v, want dead with the 429 kept and no attempt counted", got)
+	}
+}
+
 func TestDispatcherPacing(t *testing.T) {
 	st := openStore(t)
 	n := &scripted{}

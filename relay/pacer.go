@@ -76,6 +76,13 @@ func (p *pacer) cancel() {
 	}
 }
 
+// paused says how long the destination stays paused at now, or 0.
+func (p *pacer) paused(now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return max(p.pausedUntil.Sub(now), 0)
+}
+
 // pause holds every message back until t.
 func (p *pacer) pause(t time.Time) {
 	p.mu.Lock()
