@@ -203,7 +203,7 @@ type Settlement struct {
 	State     State     // Sent, Pending (retry at NextAt) or Dead
 	Attempts  int       // failed attempts, including this one if it failed
 	NextAt    time.Time // with Pending: when to try again
-	LastError string    // with Pending or Dead
+	LastError string    // with Pending or Dead; a Pending without one keeps the last recorded
 	Ref       string    // with Sent: the provider's message reference
 	At        time.Time
 

@@ -52,7 +52,7 @@ const (
 				state = $1::text,
 				attempts = $2,
 				next_at = CASE WHEN $1::text = 'pending' THEN $3::bigint ELSE next_at END,
-				last_error = CASE WHEN $1::text = 'sent' THEN '' ELSE $4::text END,
+				last_error = CASE WHEN $1::text = 'sent' THEN '' WHEN $4::text = '' THEN last_error ELSE $4::text END,
 				ref = CASE WHEN $1::text = 'sent' THEN $5::text ELSE ref END,
 				lease_until = NULL,
 				updated_at = $6

@@ -38,7 +38,7 @@ const (
 			state = ?1,
 			attempts = ?2,
 			next_at = CASE WHEN ?1 = 'pending' THEN ?3 ELSE next_at END,
-			last_error = CASE WHEN ?1 = 'sent' THEN '' ELSE ?4 END,
+			last_error = CASE WHEN ?1 = 'sent' THEN '' WHEN ?4 = '' THEN last_error ELSE ?4 END,
 			ref = CASE WHEN ?1 = 'sent' THEN ?5 ELSE ref END,
 			lease_until = NULL,
 			updated_at = ?6

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) relay.Store) {
 		{"ClaimConcurrent", testClaimConcurrent},
 		{"SettleSent", testSettleSent},
 		{"SettlePending", testSettlePending},
+		{"SettlePendingKeepsLastError", testSettlePendingKeepsLastError},
 		{"SettleDead", testSettleDead},
 		{"SettleNotClaimed", testSettleNotClaimed},
 		{"SettleWithExpiredLease", testSettleWithExpiredLease},
@@ -748,6 +749,22 @@ func testSettlePending(t *testing.T, s relay.Store) {
 	})
 	if got := info(t, s, d.ID); got.Attempts != 2 || got.LastError != "429" || !got.NextAt.Equal(at(5*time.Minute)) {
 		t.Errorf("after second Pending: attempts %d error %q next %v, want 2 429 +5m", got.Attempts, got.LastError, got.NextAt.Sub(t0))
+	}
+}
+
+// A delivery sent back to wait without a new error (its turn at a paced destination) keeps the
+// error of its last failed attempt, for operators to see.
+func testSettlePendingKeepsLastError(t *testing.T, s relay.Store) {
+	ingest(t, s, ev("m1", "p1", replicate.Succeeded, 0, spec("r", "n")))
+	d := claimOne(t, s, t0)
+	settle(t, s, d.Lease(), relay.Settlement{
+		State: relay.Pending, Attempts: 1, NextAt: at(time.Minute), LastError: "503 Service Unavailable", At: at(time.Second),
+	})
+	again := claimOne(t, s, at(time.Minute))
+	settle(t, s, again.Lease(), relay.Settlement{State: relay.Pending, Attempts: 1, NextAt: at(2 * time.Minute), At: at(time.Minute)})
+	if got := info(t, s, d.ID); got.State != relay.Pending || got.Attempts != 1 || got.LastError != "503 Service Unavailable" {
+		t.Errorf("after a Pending without error: state %s attempts %d error %q, want pending 1 with the earlier error",
+			got.State, got.Attempts, got.LastError)
 	}
 }
 
