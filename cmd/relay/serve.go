@@ -116,10 +116,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		return store.Ping(ctx)
 	})
 	if bot != nil {
-		mux := http.NewServeMux()
-		mux.Handle("/", routes)
-		mux.Handle(cfg.Bot.Path, bot.handler)
-		routes = mux
+		routes = withBot(routes, cfg.Bot.Path, bot.handler)
 		log.Info("discord bot on", "interactions", cfg.Bot.Path, "models", len(cfg.Bot.Models))
 	}
 	srv := &http.Server{
@@ -189,4 +186,12 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		runErr = nil
 	}
 	return runErr
+}
+
+// withBot routes the bot's path to bot and everything else to routes.
+func withBot(routes http.Handler, path string, bot http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", routes)
+	mux.Handle(path, bot)
+	return mux
 }

@@ -81,11 +81,10 @@ func (l *loader) checkBot(p path, c *Config) {
 			l.fail(p.add(key), "not an absolute http(s) URL: %q", u)
 		}
 	}
-	switch {
-	case !strings.HasPrefix(b.Path, "/") || strings.ContainsAny(b.Path, "?# \t"):
-		l.fail(p.add("path"), `must be a plain path starting with "/", got %q`, b.Path)
-	case b.Path == c.Server.HookPath:
-		l.fail(p.add("path"), "is the webhook path (server.hook_path); use another")
+	if problem := routeProblem(b.Path); problem != "" {
+		l.fail(p.add("path"), "%s", problem)
+	} else if routeCovers(b.Path, c.Server.HookPath) {
+		l.fail(p.add("path"), "would take the webhooks of server.hook_path (%s); use another path", c.Server.HookPath)
 	}
 	if len(b.Models) == 0 {
 		l.fail(p.add("models"), `names no model; list the models /predict may run, such as ["black-forest-labs/flux-schnell"]`)

@@ -306,7 +306,7 @@ func TestExpansionEverywhere(t *testing.T) {
 addr = "${HOST:-127.0.0.1}:${PORT}"
 max_body = "${MAX_BODY:-1MiB}"
 read_timeout = "${READ_TIMEOUT}"
-hook_path = "/hooks/$${literal}"
+hook_path = "/hooks/$$literal"
 [dispatch]
 workers = "${WORKERS}"
 lease = "${LEASE:-2m}"
@@ -337,7 +337,7 @@ notify = ["${WHERE:-console}"]
 		got, want any
 	}{
 		{"string", c.Server.Addr, "127.0.0.1:9000"},
-		{"dollar dollar", c.Server.HookPath, "/hooks/${literal}"},
+		{"dollar dollar", c.Server.HookPath, "/hooks/$literal"},
 		{"size", c.Server.MaxBody, Size(1 << 20)},
 		{"duration", c.Server.ReadTimeout.D(), 3 * time.Second},
 		{"duration default", c.Dispatch.Lease.D(), 2 * time.Minute},
@@ -414,6 +414,8 @@ webhook_url = "https://hooks.slack.com/services/T/B/X"
 			problem{`config.toml: server.addr: bad port "99999" in "host:99999"`}},
 		{"hook_path slash", "[server]\nhook_path = \"hooks/replicate\"\n" + minimal, nil, problem{`config.toml: server.hook_path: must start with "/", got "hooks/replicate"`}},
 		{"hook_path query", "[server]\nhook_path = \"/hooks?x=1\"\n" + minimal, nil, problem{`config.toml: server.hook_path: must be a plain path, without "?"`}},
+		{"hook_path wildcard", "[server]\nhook_path = \"/hooks/{kind}\"\n" + minimal, nil, problem{`config.toml: server.hook_path: must be a plain path, without "?", "#", "{", "}" or spaces, got "/hooks/{kind}"`}},
+		{"hook_path health", "[server]\nhook_path = \"/readyz\"\n" + minimal, nil, problem{`config.toml: server.hook_path: /readyz is the relay's own health check`}},
 		{"max_body zero", "[server]\nmax_body = 0\n" + minimal, nil, problem{"config.toml: server.max_body: must be more than 0, got 0B"}},
 		{"public_url", "[server]\npublic_url = \"relay.example.com\"\n" + minimal, nil,
 			problem{`config.toml: server.public_url: not an absolute http(s) URL: "relay.example.com"`}},
@@ -1140,7 +1142,11 @@ models = ["${MODEL:-acme/a}"]
 		{"bad key", "", []string{"PUBLIC", "https://r.example", "KEY", "xyz"}, "config.toml: bot.public_key: want the application's public key"},
 		{"default not allowed", "default_model = \"acme/b\"\n", []string{"PUBLIC", "https://r.example"}, `config.toml: bot.default_model: "acme/b" is not among the allowed models`},
 		{"bad model", "", []string{"PUBLIC", "https://r.example", "MODEL", "not a model"}, "config.toml: bot.models:"},
-		{"path is the hook", "path = \"/hooks/replicate\"\n", []string{"PUBLIC", "https://r.example"}, "config.toml: bot.path: is the webhook path"},
+		{"path is the hook", "path = \"/hooks/replicate\"\n", []string{"PUBLIC", "https://r.example"}, "config.toml: bot.path: would take the webhooks of server.hook_path (/hooks/replicate)"},
+		{"path covers the hook", "path = \"/hooks/\"\n", []string{"PUBLIC", "https://r.example"}, "config.toml: bot.path: would take the webhooks of server.hook_path"},
+		{"path is everything", "path = \"/\"\n", []string{"PUBLIC", "https://r.example"}, "config.toml: bot.path: would take the webhooks of server.hook_path"},
+		{"path is a wildcard", "path = \"/{x...}\"\n", []string{"PUBLIC", "https://r.example"}, `config.toml: bot.path: must be a plain path`},
+		{"path is the health check", "path = \"/healthz\"\n", []string{"PUBLIC", "https://r.example"}, "config.toml: bot.path: /healthz is the relay's own health check"},
 		{"limit without window", "user_window = \"0s\"\n", []string{"PUBLIC", "https://r.example"}, "config.toml: bot.user_window: must be more than 0 with a limit"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,11 +43,8 @@ func (l *loader) checkServer(p path, s Server) {
 	if err := checkAddr(s.Addr); err != nil {
 		l.fail(p.add("addr"), "%v", err)
 	}
-	switch {
-	case !strings.HasPrefix(s.HookPath, "/"):
-		l.fail(p.add("hook_path"), `must start with "/", got %q`, s.HookPath)
-	case strings.ContainsAny(s.HookPath, "?# \t\r\n"):
-		l.fail(p.add("hook_path"), `must be a plain path, without "?", "#" or spaces, got %q`, s.HookPath)
+	if problem := routeProblem(s.HookPath); problem != "" {
+		l.fail(p.add("hook_path"), "%s", problem)
 	}
 	if s.MaxBody <= 0 {
 		l.fail(p.add("max_body"), `must be more than 0, got %s (the default is "10MiB")`, s.MaxBody)
@@ -292,3 +289,25 @@ func isHTTPURL(s string) bool {
 }
 
 func isSpace(r rune) bool { return unicode.IsSpace(r) }
+
+// routeProblem says what keeps path from being one of the relay's routes, or "": it must be a
+// plain path (what net/http's ServeMux reads as a pattern, "{name}" wildcards included, would
+// make the relay fail at start), and not a path the relay answers itself.
+func routeProblem(path string) string {
+	switch {
+	case !strings.HasPrefix(path, "/"):
+		return fmt.Sprintf(`must start with "/", got %q`, path)
+	case strings.ContainsAny(path, "?# \t\r\n{}"):
+		return fmt.Sprintf(`must be a plain path, without "?", "#", "{", "}" or spaces, got %q`, path)
+	case path == "/healthz" || path == "/readyz":
+		return fmt.Sprintf("%s is the relay's own health check; use another path", path)
+	}
+	return ""
+}
+
+// routeCovers reports whether requests for path b would reach route a: the same path, or,
+// when a ends with "/" (a subtree for net/http), a path under a or a itself without the slash
+// (which net/http redirects to a).
+func routeCovers(a, b string) bool {
+	return a == b || strings.HasSuffix(a, "/") && (strings.HasPrefix(b, a) || b+"/" == a)
+}
