@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,8 +37,11 @@ func TestE2EPostgresConnectionLoss(t *testing.T) {
 	if took := time.Since(start); took > 15*time.Second {
 		t.Errorf("the 503 took %v", took)
 	}
-	if code, _ := in.do(t, http.MethodGet, "/readyz", nil, nil); code != http.StatusServiceUnavailable {
-		t.Errorf("/readyz without the database: %d, want 503", code)
+	if code, body := in.do(t, http.MethodGet, "/readyz", nil, nil); code != http.StatusServiceUnavailable ||
+		!strings.Contains(body, "the store does not answer") {
+		t.Errorf("/readyz without the database: %d %s, want 503 saying the store does not answer", code, body)
+	} else if u, err := url.Parse(dbURL); err != nil || strings.Contains(body, u.Host) || strings.Contains(body, u.User.Username()) {
+		t.Errorf("/readyz tells anyone where the database is: %s", body)
 	}
 
 	proxy.Start(t)

@@ -113,7 +113,12 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		if stopping.Load() {
 			return errors.New("shutting down")
 		}
-		return store.Ping(ctx)
+		// The answer is public: the store's own error (a database host, a user) goes to the log.
+		if err := store.Ping(ctx); err != nil {
+			log.Warn("not ready: the store does not answer", "err", err)
+			return errors.New("the store does not answer")
+		}
+		return nil
 	})
 	if bot != nil {
 		routes = withBot(routes, cfg.Bot.Path, bot.handler)
