@@ -324,18 +324,15 @@ func requestOptions(ctx context.Context) []discordgo.RequestOption {
 // classify turns the outcome of one call into nil or a classified error, from what the
 // transport saw rather than from discordgo's errors, which differ by status (a 502 is a plain
 // error, a 429 with an unreadable body an unmarshal error) and carry the request with its
-// secrets. 2xx is sent; 429 is the rate limit, global or the route's, waiting for Discord's
+// secrets. 2xx is sent, readable or not; 429 is the rate limit, global or the route's, waiting for Discord's
 // retry_after; 408 and 5xx are temporary; any other status is permanent; no answer at all is
 // temporary, unless the request could not even be built.
 func (d *Discord) classify(what string, got discordResponse, err error) error {
 	switch {
 	case got.status >= 200 && got.status <= 299:
-		if err == nil || got.status == http.StatusNoContent {
-			return nil
-		}
-		// Discord answered with success but discordgo could not read the message: a proxy or a
-		// cut body. Unknown, so retried, as Slack's unreadable 200 is.
-		return relay.Retryable(d.redact.error(fmt.Errorf("%s: unreadable response: %w", what, err)), 0)
+		// Discord took the message, even when discordgo could not read its answer (a cut
+		// body): sending it again would post it twice. It is sent, without a reference.
+		return nil
 	case got.status == 0:
 		if err == nil {
 			return nil
