@@ -91,8 +91,8 @@ var targets = map[string]*target{
 		plain:     clean,
 		truncate:  truncate,
 	},
-	// Discord: markdown in an embed's description and the message content; its embed title and
-	// footer show text as it is.
+	// Discord: markdown in an embed's title and description and the message content; its
+	// footer shows text as it is.
 	"discord": {
 		name:      "discord",
 		text:      discordEscape,
@@ -102,7 +102,7 @@ var targets = map[string]*target{
 		codeBlock: func(s string) string { return wrapCode("```\n", discordCode(strings.Trim(s, "\n")), "\n```") },
 		plain:     discordEscape,
 		truncate:  discordTruncate,
-		views:     map[string]*target{"title": discordPlainView, "context": discordPlainView},
+		views:     map[string]*target{"context": discordPlainView},
 		limits: map[string]int{"title": discordTitleMax, "body": discordBodyMax,
 			"context": discordContextMax, "text": discordTextMax},
 		singleLineTitle: true,
