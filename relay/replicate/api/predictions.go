@@ -130,14 +130,16 @@ func (c *Client) CreateDeploymentPrediction(ctx context.Context, deployment stri
 }
 
 // Launch starts a prediction of ref, as ParseRef reads it: with a version it calls
-// CreatePrediction, without one CreateModelPrediction (an official model).
+// CreatePrediction, without one CreateModelPrediction (an official model). A version is sent
+// with its model, "owner/name:hash", which Replicate refuses when the version is not that
+// model's: a version alone names any model, whatever name was checked against an allow-list.
 func (c *Client) Launch(ctx context.Context, ref string, o CreateOptions) (*replicate.Prediction, error) {
 	r, err := ParseRef(ref)
 	if err != nil {
 		return nil, fmt.Errorf("create prediction: %w", err)
 	}
 	if r.Version != "" {
-		k, err := createCall(r.Subject(), []string{"predictions"}, r.Version, o)
+		k, err := createCall(r.Subject(), []string{"predictions"}, r.String(), o)
 		if err != nil {
 			return nil, err
 		}

@@ -42,7 +42,7 @@ func TestCreatePrediction(t *testing.T) {
 		}, "/v1/deployments/acme/sdxl-prod/predictions", "", "", replicatetest.Deployment, replicatetest.SDXLVersion},
 		{"launch owner/name:version", func() (*replicate.Prediction, error) {
 			return c.Launch(ctx, replicatetest.SDXL+":"+replicatetest.SDXLVersion, CreateOptions{Input: sdxlInput(), Webhook: hookURL, WebhookEventsFilter: filter})
-		}, "/v1/predictions", replicatetest.SDXLVersion, "", "", replicatetest.SDXLVersion},
+		}, "/v1/predictions", replicatetest.SDXL + ":" + replicatetest.SDXLVersion, "", "", replicatetest.SDXLVersion},
 		{"launch owner/name", func() (*replicate.Prediction, error) {
 			return c.Launch(ctx, replicatetest.FluxSchnell, CreateOptions{Input: map[string]any{"prompt": "a cat"}, Webhook: hookURL, WebhookEventsFilter: filter})
 		}, "/v1/models/black-forest-labs/flux-schnell/predictions", "", replicatetest.FluxSchnell, "", "hidden"},
@@ -297,5 +297,19 @@ func TestParseRef(t *testing.T) {
 				t.Errorf("Subject = %q, want %q", got.Subject(), tc.subject)
 			}
 		})
+	}
+}
+
+// A version is sent with the model it was named with, so that another model's version cannot
+// pass for a version of an allowed model: Replicate refuses the pair, and nothing runs.
+func TestLaunchRefusesAnotherModelsVersion(t *testing.T) {
+	srv, c := standIn(t)
+	_, err := c.Launch(context.Background(), replicatetest.FluxSchnell+":"+replicatetest.SDXLVersion,
+		CreateOptions{Input: sdxlInput(), Webhook: hookURL})
+	if err == nil || !strings.Contains(err.Error(), "version does not exist") {
+		t.Fatalf("err = %v, want Replicate's refusal of the version", err)
+	}
+	if creates := srv.Creates(); len(creates) != 1 || creates[0].Status != http.StatusUnprocessableEntity || creates[0].PredictionID != "" {
+		t.Fatalf("creates = %+v, want one refused", creates)
 	}
 }
