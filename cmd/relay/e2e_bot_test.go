@@ -224,10 +224,15 @@ func TestE2EBotRefusals(t *testing.T) {
 	if !ephemeral(resp) || !strings.Contains(resp.Data.Content, "not allowed") {
 		t.Errorf("refused model: %+v", resp.Data)
 	}
-	w.rep.FailNext(1, replicatetest.Failure{Op: replicatetest.OpCreate, Status: 422, Title: "Input validation failed",
-		Detail: "- input.num_outputs: Must be less than or equal to 4"})
+	// A typed option's bounds hold in inputs too: refused here, without a call.
 	resp, _ = w.predict("1", map[string]any{"prompt": "x", "inputs": "num_outputs=9"})
-	if !ephemeral(resp) || !strings.Contains(resp.Data.Content, "num_outputs") {
+	if !ephemeral(resp) || !strings.Contains(resp.Data.Content, "num_outputs must be a whole number from 1 to 4") {
+		t.Errorf("num_outputs=9 in inputs: %+v", resp.Data)
+	}
+	w.rep.FailNext(1, replicatetest.Failure{Op: replicatetest.OpCreate, Status: 422, Title: "Input validation failed",
+		Detail: "- input.guidance_scale: Must be less than or equal to 50"})
+	resp, _ = w.predict("1", map[string]any{"prompt": "x", "inputs": "guidance_scale=99"})
+	if !ephemeral(resp) || !strings.Contains(resp.Data.Content, "guidance_scale") {
 		t.Errorf("422: %+v", resp.Data)
 	}
 	w.rep.FailNext(1, replicatetest.Failure{Op: replicatetest.OpCreate, Status: 429, RetryAfter: 12 * time.Second})
@@ -236,7 +241,7 @@ func TestE2EBotRefusals(t *testing.T) {
 		t.Errorf("429: %+v", resp.Data)
 	}
 	if n := len(w.rep.Creates()); n != 2 {
-		t.Errorf("%d create calls, want 2 (the refused model never reaches Replicate)", n)
+		t.Errorf("%d create calls, want 2 (the refused model and inputs never reach Replicate)", n)
 	}
 	// A bad signature is refused before anything happens.
 	body := []byte(`{"type":1}`)

@@ -3,7 +3,9 @@ package discordbot
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -159,10 +161,43 @@ func ParsePredict(in *Interaction) (PredictArgs, error) {
 			if _, dup := args.Input[k]; dup {
 				return PredictArgs{}, fmt.Errorf("inputs: %s is given twice, as an option and in inputs; keep one", quoteBounded(k))
 			}
+			if err := checkTyped(k, v); err != nil {
+				return PredictArgs{}, fmt.Errorf("inputs: %w", err)
+			}
 			args.Input[k] = v
 		}
 	}
 	return args, nil
+}
+
+// checkTyped holds a value given in inputs to the bounds of the typed option of the same name,
+// if there is one, as Discord holds the option itself: at most 4 images, sides of 64 to 4096
+// pixels, an aspect ratio among the choices. Other inputs are the model's to check.
+func checkTyped(name string, v any) error {
+	n, isInt := v.(int64)
+	between := func(lo, hi int64) error {
+		if !isInt || n < lo || n > hi {
+			return fmt.Errorf("%s must be a whole number from %d to %d, got %v", name, lo, hi, v)
+		}
+		return nil
+	}
+	switch name {
+	case OptionWidth, OptionHeight:
+		return between(minSide, maxSide)
+	case OptionNumOutputs:
+		return between(1, maxNumOutputs)
+	case OptionSeed:
+		return between(0, math.MaxInt64)
+	case OptionAspectRatio:
+		if s, ok := v.(string); !ok || !slices.Contains(aspectRatios, s) {
+			return fmt.Errorf("%s must be one of %s, got %v", name, strings.Join(aspectRatios, ", "), v)
+		}
+	case OptionNegativePrompt:
+		if _, ok := v.(string); !ok {
+			return fmt.Errorf("%s must be text, got %v", name, v)
+		}
+	}
+	return nil
 }
 
 var (
