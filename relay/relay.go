@@ -244,6 +244,10 @@ type DigestClose struct {
 	Digest string
 	// End ends the period: the items collected before End and in no closed period go into it.
 	End time.Time
+	// Now is when the period is closed: its message's deliveries are created and due then,
+	// and count their age (DispatcherConfig.MaxAge) from then, however long after End a
+	// restarted relay closes it. Zero means End.
+	Now time.Time
 	// Start is where the period starts when the digest has no closed period yet; otherwise it
 	// starts where the last one ended.
 	Start time.Time

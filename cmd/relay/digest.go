@@ -214,12 +214,17 @@ func sendDigest(ctx context.Context, cfg *config.Config, store relay.Store, set 
 	if err != nil {
 		return err
 	}
-	c, err := digest.Close(ctx, store, spec, time.Now())
+	now := time.Now()
+	c, err := digest.Close(ctx, store, spec, now, now)
 	if err != nil {
 		return err
 	}
 	switch {
 	case !c.Closed:
+		if last, err := store.DigestLastEnd(ctx, spec.Name); err == nil && last.After(now.Add(time.Minute)) {
+			return fmt.Errorf("digest %s: its last period ends at %s, in the future: a clock ran ahead (nothing closes before then)",
+				spec.Name, last.In(spec.Schedule.Location()).Format("2006-01-02 15:04 MST"))
+		}
 		// Another process closed a period ending as late or later meanwhile: its message has
 		// these items.
 		fmt.Fprintf(stdout, "digest %s: closed just now by another process, nothing more to send\n", spec.Name)

@@ -27,11 +27,12 @@ type Spec struct {
 // (so that a crash loses nothing and sends nothing twice), or into nothing at all when there
 // are none. A period that was closed already (by this process or another) is not closed again:
 // the result's Closed is false. The first period of a digest starts at the schedule's tick
-// before end.
-func Close(ctx context.Context, store relay.Store, spec Spec, end time.Time) (*relay.DigestClose, error) {
+// before end. now is the time of the close, when the messages are created and due.
+func Close(ctx context.Context, store relay.Store, spec Spec, end, now time.Time) (*relay.DigestClose, error) {
 	c := &relay.DigestClose{
 		Digest: spec.Name,
 		End:    end,
+		Now:    now,
 		Start:  spec.Schedule.Prev(end.Add(-time.Nanosecond)),
 		Build: func(start time.Time, stored []relay.DigestItem) ([]byte, error) {
 			s, err := Summarize(spec, start, end, stored)
@@ -114,11 +115,18 @@ func (r *Runner) Tick(ctx context.Context) (created int) {
 			r.log().Error("digest: reading its last period failed; will retry", "digest", d.Name, "err", err)
 			continue
 		}
+		if last.After(now.Add(time.Minute)) {
+			// Closed by a clock that ran ahead (a resumed VM, a bad NTP step, a replica off):
+			// no period closes until the clock passes that end. Say so rather than stay silent.
+			r.log().Error("digest: its last period ends in the future; nothing closes until then (clock skew?)",
+				"digest", d.Name, "last_end", last, "now", now)
+			continue
+		}
 		tick, due := d.Schedule.Due(last, now)
 		if !due {
 			continue
 		}
-		c, err := Close(ctx, r.Store, d, tick)
+		c, err := Close(ctx, r.Store, d, tick, now)
 		if err != nil {
 			r.log().Error("digest: closing its period failed; will retry", "digest", d.Name, "end", tick, "err", err)
 			continue

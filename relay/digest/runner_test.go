@@ -1,10 +1,13 @@
 package digest_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,6 +161,12 @@ func TestRunnerPeriods(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].Total != 3 || !msgs[0].From.Equal(berlinTime(22, 9, 0)) || !msgs[0].To.Equal(berlinTime(25, 9, 0)) {
 		t.Fatalf("catch-up digest %+v, want 3 failures from 22 to 25 Nov", msgs)
 	}
+	// Its message is as new as the restart, not as old as the 09:00 tick: the dispatcher's
+	// max_age counts from when it was made.
+	list, err := s.Deliveries(context.Background(), "", 1)
+	if err != nil || len(list) != 1 || !list[0].CreatedAt.Equal(berlinTime(25, 12, 0)) {
+		t.Fatalf("catch-up delivery %+v (%v), want one created at the restart, 12:00", list, err)
+	}
 }
 
 // TestRunnerManyFailures puts 1,000 failures over 30 models into one digest: the lists are
@@ -173,7 +182,7 @@ func TestRunnerManyFailures(t *testing.T) {
 		}
 		failure(t, s, model, errLine, at.Add(-time.Duration(i+1)*time.Minute))
 	}
-	c, err := digest.Close(context.Background(), s, daily(t), at)
+	c, err := digest.Close(context.Background(), s, daily(t), at, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,5 +240,23 @@ func TestTwoProcessesSendOnce(t *testing.T) {
 	}
 	if msgs := messages(t, a, clk.now()); len(msgs) != 1 || msgs[0].Total != 20 {
 		t.Fatalf("got %d digests, want one with 20 failures", len(msgs))
+	}
+}
+
+// A period closed by a clock that ran ahead holds every later close back until that time: the
+// runner says so at each tick instead of staying silent.
+func TestRunnerSaysWhenTheLastPeriodEndsInTheFuture(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "relay.db"))
+	clk := &clock{t: berlinTime(20, 10, 0).AddDate(1, 0, 0)} // a year ahead
+	var logs bytes.Buffer
+	r := &digest.Runner{Store: s, Digests: []digest.Spec{daily(t)}, Now: clk.now, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	r.Tick(context.Background())
+	clk.set(berlinTime(21, 10, 0)) // the clock put right
+	failure(t, s, "acme/a", "boom", berlinTime(21, 8, 0))
+	if n := r.Tick(context.Background()); n != 0 {
+		t.Fatalf("a tick created %d messages before the future end", n)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "ends in the future") {
+		t.Fatalf("no error about the future end:\n%s", logs.String())
 	}
 }

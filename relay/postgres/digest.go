@@ -21,14 +21,15 @@ const (
 		ORDER BY i.received_at, i.id`
 
 	recordPeriodSQL = `INSERT INTO digest_periods (digest, period_start, period_end, items, closed_at)
-		VALUES ($1, $2, $3, $4, $3)
+		VALUES ($1, $2, $3, $4, $5)
 		RETURNING id`
 
 	markItemsSQL = `UPDATE digest_items SET period_id = $1 WHERE id = ANY($2::bigint[])`
 
 	// digestMessageSQL stores the message of a closed period as an event of kind digest ($1
 	// message id, $2 subject, $3 the period's end, $4 body), with its deliveries ($5 rules, $6
-	// notifiers, $7 templates), due at the end; it returns how many deliveries it created.
+	// notifiers, $7 templates), created and due when the period is closed ($8); it returns how
+	// many deliveries it created.
 	digestMessageSQL = `WITH event AS (
 			INSERT INTO events (message_id, kind, subject_id, status, received_at, meta, body)
 			VALUES ($1, 'digest', $2, 'closed', $3, '{}', $4)
@@ -36,7 +37,7 @@ const (
 		), delivered AS (
 			INSERT INTO deliveries (event_id, kind, subject_id, status, rule, notifier, template,
 				state, next_at, created_at, updated_at)
-			SELECT event.id, 'digest', $2, 'closed', s.rule, s.notifier, s.template, 'pending', $3, $3, $3
+			SELECT event.id, 'digest', $2, 'closed', s.rule, s.notifier, s.template, 'pending', $8, $8, $8
 			FROM event, unnest($5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS s (rule, notifier, template, n)
 			ORDER BY s.n
 			ON CONFLICT (kind, subject_id, status, rule, notifier) DO NOTHING
@@ -94,7 +95,7 @@ func closeDigest(ctx context.Context, tx pgx.Tx, c *relay.DigestClose) (bool, er
 		return false, err
 	}
 	var period int64
-	if err := tx.QueryRow(ctx, recordPeriodSQL, c.Digest, begin, end, len(items)).Scan(&period); err != nil {
+	if err := tx.QueryRow(ctx, recordPeriodSQL, c.Digest, begin, end, len(items), closedAt(c)).Scan(&period); err != nil {
 		return false, fmt.Errorf("record period: %w", err)
 	}
 	if len(items) > 0 {
@@ -132,7 +133,7 @@ func digestMessage(ctx context.Context, tx pgx.Tx, c *relay.DigestClose, items [
 	}
 	subject := relay.DigestSubject(c.Digest, fromNanos(end))
 	var created int64
-	if err := tx.QueryRow(ctx, digestMessageSQL, "digest:"+subject, subject, end, body, rules, notifiers, templates).
+	if err := tx.QueryRow(ctx, digestMessageSQL, "digest:"+subject, subject, end, body, rules, notifiers, templates, closedAt(c)).
 		Scan(&created); err != nil {
 		return fmt.Errorf("record the message: %w", err)
 	}
@@ -195,4 +196,12 @@ func (s *Store) OpenDigestItems(ctx context.Context, digest string, before time.
 		return nil, fmt.Errorf("postgres: digest %s: %w", digest, err)
 	}
 	return items, nil
+}
+
+// closedAt is when c closes its period, in unix nanoseconds: its Now, or else its End.
+func closedAt(c *relay.DigestClose) int64 {
+	if c.Now.IsZero() {
+		return c.End.UnixNano()
+	}
+	return c.Now.UnixNano()
 }

@@ -64,7 +64,7 @@ func (s *Store) CloseDigest(ctx context.Context, c *relay.DigestClose) (err erro
 		return fmt.Errorf("sqlite: close digest %s: %w", c.Digest, err)
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO digest_periods (digest, period_start, period_end, items, closed_at)
-		VALUES (?, ?, ?, ?, ?)`, c.Digest, begin, end, len(items), end)
+		VALUES (?, ?, ?, ?, ?)`, c.Digest, begin, end, len(items), closedAt(c))
 	if err != nil {
 		return fmt.Errorf("sqlite: close digest %s: record period: %w", c.Digest, err)
 	}
@@ -84,7 +84,7 @@ func (s *Store) CloseDigest(ctx context.Context, c *relay.DigestClose) (err erro
 			}
 		}
 		if len(c.Deliveries) > 0 {
-			if err := s.digestMessage(ctx, tx, c, items, end); err != nil {
+			if err := s.digestMessage(ctx, tx, c, items, end, closedAt(c)); err != nil {
 				return fmt.Errorf("sqlite: close digest %s: %w", c.Digest, err)
 			}
 		}
@@ -100,7 +100,7 @@ func (s *Store) CloseDigest(ctx context.Context, c *relay.DigestClose) (err erro
 
 // digestMessage stores the message of a closed period as an event of kind digest, and its
 // deliveries. Its subject is the digest and the period's end, unique per period.
-func (s *Store) digestMessage(ctx context.Context, tx writeTx, c *relay.DigestClose, items []relay.DigestItem, end int64) error {
+func (s *Store) digestMessage(ctx context.Context, tx writeTx, c *relay.DigestClose, items []relay.DigestItem, end, at int64) error {
 	if c.Build == nil {
 		return fmt.Errorf("no Build to make the message")
 	}
@@ -121,7 +121,7 @@ func (s *Store) digestMessage(ctx context.Context, tx writeTx, c *relay.DigestCl
 	ins := tx.StmtContext(ctx, s.insertDelivery)
 	for _, d := range c.Deliveries {
 		n, err := changed(ins.ExecContext(ctx, eventID, string(relay.KindDigest), subject, "closed",
-			d.Rule, d.Notifier, d.Template, end, end, end))
+			d.Rule, d.Notifier, d.Template, at, at, at))
 		if err != nil {
 			return fmt.Errorf("create delivery to %s: %w", d.Notifier, err)
 		}
@@ -182,4 +182,9 @@ func (s *Store) OpenDigestItems(ctx context.Context, digest string, before time.
 		return nil, fmt.Errorf("sqlite: digest %s: %w", digest, err)
 	}
 	return items, nil
+}
+
+// closedAt is when c closes its period, in unix nanoseconds: its Now, or else its End.
+func closedAt(c *relay.DigestClose) int64 {
+	return nanos(c.Now, c.End.UnixNano())
 }

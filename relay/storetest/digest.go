@@ -21,6 +21,7 @@ var digestTests = []struct {
 }{
 	{"DigestCollectsOncePerTransition", testDigestCollectsOnce},
 	{"DigestClosePeriod", testDigestClosePeriod},
+	{"DigestClosedLateIsNew", testDigestClosedLateIsNew},
 	{"DigestCloseOnce", testDigestCloseOnce},
 	{"DigestEmptyPeriod", testDigestEmptyPeriod},
 	{"DigestFailedBuildChangesNothing", testDigestFailedBuild},
@@ -145,6 +146,26 @@ func testDigestClosePeriod(t *testing.T, s relay.Store) {
 	d2 := claimOne(t, s, at(26*time.Hour))
 	if want := at(2*time.Hour).Format(time.RFC3339) + " m3"; string(d2.Body) != want {
 		t.Errorf("second body = %q, want %q", d2.Body, want)
+	}
+}
+
+// A period closed long after its end (a relay that was down over a weekly tick) makes a
+// message created and due when it is closed, whose age counts from then: dated at the end, its
+// first temporary failure would already be past the dispatcher's MaxAge.
+func testDigestClosedLateIsNew(t *testing.T, s relay.Store) {
+	ingest(t, s, collected("m1", "p1", replicate.Failed, 0, "weekly"))
+	c := closeReq("weekly", at(-time.Hour), at(time.Hour))
+	c.Now = at(72 * time.Hour)
+	if closeDigest(t, s, c); !c.Closed || c.Created != 1 {
+		t.Fatalf("close: %+v", c)
+	}
+	if ds := claim(t, s, at(72*time.Hour-time.Second), time.Minute, 10); len(ds) != 0 {
+		t.Errorf("the message was due before the period was closed")
+	}
+	d := claimOne(t, s, at(72*time.Hour))
+	sameTime(t, "CreatedAt", d.CreatedAt, at(72*time.Hour))
+	if got := info(t, s, d.ID); !got.CreatedAt.Equal(at(72 * time.Hour)) {
+		t.Errorf("listed CreatedAt %v, want the close", got.CreatedAt.Sub(t0))
 	}
 }
 
