@@ -95,6 +95,10 @@ func (r *DiscordReply) Notify(ctx context.Context, m relay.Message) (string, err
 		return "", relay.Permanent(errors.New("discord bot: the message is about no prediction"))
 	}
 	l, err := r.launch(ctx, m.Event.ID)
+	if id := m.Event.Meta[relay.LaunchMetaKey]; errors.Is(err, relay.ErrNoLaunch) && id != "" {
+		// Launched, but the answer to the create was lost: recorded under the interaction.
+		l, err = r.launch(ctx, relay.PendingLaunchID(id))
+	}
 	if errors.Is(err, relay.ErrNoLaunch) {
 		return "", relay.Retryable(fmt.Errorf("discord bot: prediction %s: no launch recorded yet", m.Event.ID), 5*time.Second)
 	}

@@ -282,6 +282,15 @@ type Launch struct {
 	CreatedAt    time.Time
 }
 
+// LaunchMetaKey is the hook URL parameter through which a prediction's webhooks name the
+// interaction that launched it, so that its result finds where to go even when the answer to
+// the create was lost and the prediction's id never recorded (see PendingLaunchID).
+const LaunchMetaKey = "launch"
+
+// PendingLaunchID is the PredictionID under which a launch is recorded before its prediction is
+// created, keyed by the interaction's id: prediction ids are letters and digits only.
+func PendingLaunchID(interactionID string) string { return "interaction:" + interactionID }
+
 // ErrNoLaunch is wrapped by the error of Store.Launch for a prediction no launch was recorded for.
 var ErrNoLaunch = errors.New("relay: no launch recorded for this prediction")
 

@@ -140,7 +140,7 @@ func TestE2EBotPredictLoop(t *testing.T) {
 		t.Fatalf("first answer %+v", resp.Data)
 	}
 	c := w.lastCreate()
-	if c.Webhook != "https://relay.example.com/hooks/replicate?kind=prediction&via=discord" ||
+	if !strings.HasPrefix(c.Webhook, "https://relay.example.com/hooks/replicate?kind=prediction&via=discord&launch=1") ||
 		strings.Join(c.WebhookEventsFilter, ",") != "start,completed" || c.Input["prompt"] != "a corgi in a spacesuit" || c.Input["seed"] != float64(7) {
 		t.Fatalf("create call %+v", c)
 	}
@@ -291,5 +291,34 @@ func TestE2EDiscordRegister(t *testing.T) {
 	}
 	if len(w.discord.Commands("")) != 0 {
 		t.Error("a guild registration registered global commands")
+	}
+}
+
+// Replicate creates the prediction but its answer never arrives (a gateway timing out): the
+// user is told it may have started, and when it completes, its result still replaces that
+// answer, found through the interaction its webhooks name.
+func TestE2EBotLostCreateAnswerStillPostsTheResult(t *testing.T) {
+	w := newBotWorld(t)
+	w.rep.FailNext(1, replicatetest.Failure{Op: replicatetest.OpCreate, AnswerLost: true, Delay: 5 * time.Second})
+	resp, token := w.predict("4242", map[string]any{"prompt": "a corgi in a spacesuit"})
+	if resp.Data == nil || resp.Data.Flags&discordgo.MessageFlagsEphemeral != 0 || !strings.Contains(resp.Data.Content, "If it started") {
+		t.Fatalf("answer %+v, want a visible one saying the prediction may have started", resp.Data)
+	}
+	c := w.lastCreate()
+	if c.PredictionID == "" {
+		t.Fatalf("the stand-in made no prediction: %+v", c)
+	}
+	w.complete(c.PredictionID, replicatetest.Completion{Output: []string{w.files.url("/pbxt/out-0.png")}})
+	edits, err := w.discord.WaitForEdits(1, 15*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := edits[0]; e.InteractionToken != token || !strings.Contains(e.Content, "<@4242>") {
+		t.Errorf("edit %q of token %q, want the result in the interaction's answer", e.Content, e.InteractionToken)
+	}
+	for _, d := range settled(t, w.db, 10*time.Second) {
+		if d.Notifier == botDestination && d.State != relay.Sent {
+			t.Errorf("bot delivery %+v", d)
+		}
 	}
 }

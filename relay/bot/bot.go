@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -148,18 +149,39 @@ func (b *Bot) Predict(ctx context.Context, in *discordbot.Interaction) *discordg
 	if wait := b.admit(user, in.ChannelID); wait > 0 {
 		return discordbot.Ephemeral(fmt.Sprintf("Not started: too many predictions for now; try again in %s.", wait.Round(time.Second)))
 	}
+	l := relay.Launch{PredictionID: relay.PendingLaunchID(in.ID), Model: model, GuildID: in.GuildID, ChannelID: in.ChannelID,
+		UserID: user, Token: in.Token, TokenExpires: in.TokenExpires(), CreatedAt: b.cfg.Now()}
+	hook := b.cfg.HookURL
+	if in.ID != "" {
+		// Recorded first, under the interaction's id, which the webhooks carry: if the answer
+		// to the create is lost, the prediction may still run, and its result still finds its
+		// way back here.
+		if err := b.cfg.Store.SaveLaunch(ctx, l); err != nil {
+			b.forget(user, in.ChannelID)
+			b.cfg.Log.Error("bot: launch not recorded; nothing started", "interaction", in.ID, "err", err)
+			return discordbot.Ephemeral("Not started: the relay could not record the prediction; please try again.")
+		}
+		hook = withQuery(hook, relay.LaunchMetaKey, in.ID)
+	}
 	p, err := b.cfg.Replicate.Launch(ctx, model, api.CreateOptions{
 		Input:               args.Input,
-		Webhook:             b.cfg.HookURL,
+		Webhook:             hook,
 		WebhookEventsFilter: []string{api.EventStart, api.EventCompleted},
 	})
+	if err != nil && unclear(err) && in.ID != "" {
+		// No answer, or a server error: Replicate may have created the prediction. The user's
+		// slot stays taken, and the answer, which its result will replace, says so.
+		b.cfg.Log.Warn("bot: no clear answer to the create; its result will be posted if it started",
+			"model", model, "user", user, "interaction", in.ID, "err", err)
+		return discordbot.Reply(fmt.Sprintf("⏳ Replicate gave no clear answer for %s, for <@%s>: %s\nIf it started the prediction, the result will appear here; check before trying again.",
+			bold(model), user, quote(userError(err), 200)))
+	}
 	if err != nil {
 		b.forget(user, in.ChannelID)
 		b.cfg.Log.Warn("bot: prediction not created", "model", model, "user", user, "err", err)
 		return discordbot.Ephemeral("Not started: " + userError(err))
 	}
-	l := relay.Launch{PredictionID: p.ID, Model: model, GuildID: in.GuildID, ChannelID: in.ChannelID, UserID: user,
-		Token: in.Token, TokenExpires: in.TokenExpires(), CreatedAt: b.cfg.Now()}
+	l.PredictionID = p.ID
 	if err := b.cfg.Store.SaveLaunch(context.WithoutCancel(ctx), l); err != nil {
 		// Without the record its result could not come back: stop it rather than let it run
 		// for nobody.
@@ -339,4 +361,23 @@ func quote(s string, n int) string {
 		s = string(r[:n-1]) + "…"
 	}
 	return "“" + markdown.Replace(s) + "”"
+}
+
+// unclear reports whether a failed create may still have created its prediction: no answer
+// came (a timeout, a dropped connection), or a server error did. A 4xx is Replicate refusing.
+func unclear(err error) bool {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae.Status >= 500
+	}
+	return true
+}
+
+// withQuery adds key=value to the query of the URL u.
+func withQuery(u, key, value string) string {
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return u + sep + url.QueryEscape(key) + "=" + url.QueryEscape(value)
 }

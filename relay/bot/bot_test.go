@@ -86,7 +86,7 @@ func TestPredictLaunches(t *testing.T) {
 		t.Fatalf("%d create calls", len(creates))
 	}
 	c := creates[0]
-	if c.Model != replicatetest.FluxSchnell || c.Webhook != hook || strings.Join(c.WebhookEventsFilter, ",") != "start,completed" {
+	if c.Model != replicatetest.FluxSchnell || c.Webhook != hook+"&launch=i1" || strings.Join(c.WebhookEventsFilter, ",") != "start,completed" {
 		t.Errorf("create %+v", c)
 	}
 	if c.Input["prompt"] != "a corgi" || c.Input["seed"] != float64(42) || c.Input["guidance"] != 3.5 {

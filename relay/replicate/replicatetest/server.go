@@ -77,6 +77,10 @@ type Failure struct {
 	// Delay holds the answer back this long. A client that gives up meanwhile, or the stand-in
 	// closing, ends the request without an answer.
 	Delay time.Duration
+	// AnswerLost carries the call out (a create makes its prediction, which then runs and
+	// sends its webhooks), then holds the answer back for Delay and drops the connection
+	// without it: a gateway timing out after Replicate acted. Status and the rest are unused.
+	AnswerLost bool
 }
 
 // Create is a create call the stand-in received, whatever it answered.
@@ -336,7 +340,7 @@ func (h *Handler) endpoint(op Op, fn endpointFunc) http.HandlerFunc {
 			writeProblem(w, http.StatusRequestEntityTooLarge, "Request body too large", "", nil)
 			return
 		}
-		aw := &answerWriter{ResponseWriter: w}
+		aw := &answerWriter{ResponseWriter: w, done: h.done, req: r}
 		if op == OpCreate {
 			c := h.record(r, body)
 			aw.onAnswer = func(status int, id string) {
@@ -365,6 +369,10 @@ type answerWriter struct {
 	predictionID string                                // set by a create that made one
 	onAnswer     func(status int, predictionID string) // nil when there is nothing to record
 	answered     bool
+	// lost, if set, is the scripted AnswerLost failure: the answer is dropped instead.
+	lost *Failure
+	done <-chan struct{} // the stand-in closing
+	req  *http.Request
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -374,6 +382,16 @@ func (a *answerWriter) WriteHeader(status int) {
 		if a.onAnswer != nil {
 			a.onAnswer(status, a.predictionID)
 		}
+	}
+	if a.lost != nil {
+		t := time.NewTimer(a.lost.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-a.req.Context().Done():
+		case <-a.done:
+		}
+		panic(http.ErrAbortHandler) // the connection drops without an answer
 	}
 	a.ResponseWriter.WriteHeader(status)
 }
@@ -431,6 +449,12 @@ func (h *Handler) scripted(op Op, w http.ResponseWriter, r *http.Request) bool {
 	}
 	h.mu.Unlock()
 	if !found {
+		return false
+	}
+	if f.AnswerLost {
+		if aw, ok := w.(*answerWriter); ok {
+			aw.lost = &f
+		}
 		return false
 	}
 	if f.Delay > 0 {
