@@ -503,7 +503,7 @@ webhook_url = "https://hooks.slack.com/services/T/B/X"
 		{"email tls", "[notifiers.e]\ntype = \"email\"\nhost = \"smtp\"\nfrom = \"r@x.io\"\nto = [\"a@x.io\"]\ntls = \"ssl\"\n", nil,
 			problem{`config.toml: notifiers.e.tls: unknown TLS policy "ssl" (want starttls, tls or none)`}},
 		{"email port", "[notifiers.e]\ntype = \"email\"\nhost = \"smtp\"\nfrom = \"r@x.io\"\nto = [\"a@x.io\"]\nport = 70000\n", nil,
-			problem{"config.toml: notifiers.e.port: must be between 1 and 65535, got 70000"}},
+			problem{"config.toml: notifiers.e.port: must be between 1 and 65535 (or 0 for the usual port for tls), got 70000"}},
 		{"email from missing", "[notifiers.e]\ntype = \"email\"\nhost = \"smtp\"\nto = [\"a@x.io\"]\n", nil,
 			problem{"config.toml: notifiers.e.from: is required when host is set"}},
 		{"email bad recipient in a list", "[notifiers.e]\ntype = \"email\"\nhost = \"smtp\"\nfrom = \"r@x.io\"\nto = [\"${TO}\"]\n", []string{"TO", "a@x.io, not an address"},
@@ -1092,7 +1092,7 @@ cc = ["lead@example.com"]
 	if !d.Configured() || d.Discord.ChannelID != "1234" || d.Discord.BotToken.Reveal() != "tok" || d.Rate != 1 || d.Burst != 5 {
 		t.Errorf("discord: %+v %+v", d, d.Discord)
 	}
-	if !e.Configured() || e.Email.Port != 587 || e.Email.TLS != "starttls" || e.Email.Timeout.D() != 30*time.Second {
+	if !e.Configured() || e.Email.Port != 0 || e.Email.TLS != "starttls" || e.Email.Timeout.D() != 30*time.Second {
 		t.Errorf("email defaults: %+v", e.Email)
 	}
 	if got := Recipients(e.Email.To); len(got) != 2 || got[0] != "a@example.com" || got[1] != "b@example.com" {
@@ -1155,5 +1155,20 @@ models = ["${MODEL:-acme/a}"]
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// SMTP_TLS=tls alone, with no SMTP_PORT, leaves the port to the policy (465 for tls), rather
+// than the starttls port a server speaking TLS from the start never answers on.
+func TestExampleEmailPortFollowsTLS(t *testing.T) {
+	c, err := Load(examplePath, env("SMTP_HOST", "smtp.example.com", "SMTP_TLS", "tls", "EMAIL_FROM", "relay@example.com",
+		"EMAIL_TO", "a@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range c.Notifiers {
+		if n.Email != nil && (n.Email.TLS != "tls" || n.Email.Port != 0) {
+			t.Errorf("notifier %s: tls %q port %d, want tls and the policy's port (0)", name, n.Email.TLS, n.Email.Port)
+		}
 	}
 }

@@ -77,7 +77,7 @@ var notifierTypes = map[string]func(n *Notifier) settings{
 	},
 	"email": func(n *Notifier) settings {
 		n.Rate, n.Burst = 1, 5
-		n.Email = &Email{Port: 587, TLS: "starttls", Timeout: Duration(30 * time.Second)}
+		n.Email = &Email{TLS: "starttls", Timeout: Duration(30 * time.Second)}
 		return n.Email
 	},
 }
@@ -243,7 +243,8 @@ func (d *Discord) hint() string { return "set webhook_url, or bot_token and chan
 type Email struct {
 	// Host is the SMTP server. Default "" (not configured).
 	Host string `toml:"host"`
-	// Port is the SMTP port. Default 587.
+	// Port is the SMTP port. Default 0: the usual one for TLS, 587 for starttls, 465 for tls
+	// and 25 for none.
 	Port int `toml:"port"`
 	// TLS is "starttls" (upgrade, required), "tls" (TLS from the start, usually port 465) or
 	// "none" (a local relay only). Default "starttls".
@@ -283,8 +284,8 @@ func (e *Email) check(l *loader, p path) {
 	default:
 		l.fail(p.add("tls"), "unknown TLS policy %q (want starttls, tls or none)", e.TLS)
 	}
-	if e.Port < 1 || e.Port > 65535 {
-		l.fail(p.add("port"), "must be between 1 and 65535, got %d", e.Port)
+	if e.Port < 0 || e.Port > 65535 {
+		l.fail(p.add("port"), "must be between 1 and 65535 (or 0 for the usual port for tls), got %d", e.Port)
 	}
 	if (e.Username == "") != (e.Password == "") {
 		l.fail(p, "username and password go together: set both, or neither for no authentication")
