@@ -248,7 +248,17 @@ func (d *Dispatcher) handle(ctx context.Context, dl Delivery) {
 	log := d.deliveryLog.With("delivery", dl.ID, "rule", dl.Rule, "notifier", dl.Notifier)
 	dest := d.destinations[dl.Notifier]
 	if dest == nil {
-		d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: fmt.Sprintf("notifier %q is not configured", dl.Notifier)})
+		// Another process sharing the store may have it (relay serve beside relay digest send,
+		// replicas in a rolling deploy, the bot's own destination), or a fixed config will: the
+		// delivery waits for one, without counting attempts, until MaxAge.
+		now := d.now()
+		lastError := fmt.Sprintf("notifier %q is not configured in this process", dl.Notifier)
+		if now.Sub(dl.CreatedAt) >= d.cfg.MaxAge {
+			d.settle(log, dl, Settlement{State: Dead, Attempts: dl.Attempts, LastError: fmt.Sprintf("gave up after %v: %s", d.cfg.MaxAge, lastError), At: now})
+			return
+		}
+		log.Warn("notifier not configured here; the delivery waits for a process that has it", "retry_in", unknownNotifierWait)
+		d.settle(log, dl, Settlement{State: Pending, Attempts: dl.Attempts, NextAt: now.Add(unknownNotifierWait), LastError: lastError, At: now})
 		return
 	}
 	// A delivery that has to go back to the store to wait for its turn (most of a burst to a
@@ -410,6 +420,11 @@ func (d *Dispatcher) settle(log *slog.Logger, dl Delivery, s Settlement) {
 	s.LastError, s.Ref = storableText(s.LastError), storableText(s.Ref)
 	d.settles <- settleReq{s: &s, dl: dl, log: log}
 }
+
+// unknownNotifierWait is how long a delivery whose notifier this process lacks waits before a
+// dispatcher takes it again: short enough for another process's result to go out soon, long
+// enough that two processes do not pass it back and forth.
+const unknownNotifierWait = 15 * time.Second
 
 // settleBatch bounds the outcomes recorded in one transaction.
 const settleBatch = 256

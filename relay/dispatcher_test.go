@@ -219,14 +219,36 @@ func TestDispatcherErrorTextIsStorable(t *testing.T) {
 	}
 }
 
-func TestDispatcherUnknownNotifierIsDead(t *testing.T) {
+// A delivery to a notifier this process lacks waits for one that has it (relay serve beside
+// relay digest send, replicas mid-deploy), without counting attempts; past MaxAge it is dead.
+func TestDispatcherUnknownNotifierWaits(t *testing.T) {
 	st := openStore(t)
 	d := relay.NewDispatcher(st, plainRenderer{}, map[string]*relay.Destination{}, fast(), quiet)
 	enqueue(t, st, "p1", "default", "gone")
-	runDispatcher(t, d)
-	list := waitSettled(t, st, 1)
-	if list[0].State != relay.Dead || !strings.Contains(list[0].LastError, `"gone" is not configured`) {
-		t.Fatalf("got %+v", list[0])
+	stop := runDispatcher(t, d)
+	var got relay.DeliveryInfo
+	waitFor(t, "the delivery to go back to pending", func() bool {
+		list, err := st.Deliveries(context.Background(), "", 10)
+		if err != nil || len(list) != 1 {
+			return false
+		}
+		got = list[0]
+		return got.State == relay.Pending && got.LastError != ""
+	})
+	stop()
+	if got.Attempts != 0 || !strings.Contains(got.LastError, `"gone" is not configured in this process`) ||
+		got.NextAt.Before(time.Now().Add(5*time.Second)) {
+		t.Fatalf("got %+v, want pending a while later, no attempt counted", got)
+	}
+	// Past MaxAge it is dead.
+	cfg := fast()
+	cfg.MaxAge = time.Millisecond
+	st2 := openStore(t)
+	enqueue(t, st2, "p2", "default", "gone")
+	time.Sleep(5 * time.Millisecond)
+	runDispatcher(t, relay.NewDispatcher(st2, plainRenderer{}, map[string]*relay.Destination{}, cfg, quiet))
+	if list := waitSettled(t, st2, 1); list[0].State != relay.Dead || !strings.Contains(list[0].LastError, `"gone" is not configured`) {
+		t.Fatalf("past max age: %+v, want dead", list[0])
 	}
 }
 
