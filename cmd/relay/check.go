@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -33,7 +34,16 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if errs := append(checkTemplates(cfg, set, samples), checkDigests(cfg, set)...); len(errs) > 0 {
+	errs := append(checkTemplates(cfg, set, samples), checkDigests(cfg, set)...)
+	// What serve builds before it listens, built the same way, so that check passes no config
+	// serve would refuse: the notifiers (their URLs, tokens, TLS settings) and the bot's template.
+	if _, err := buildDestinations(cfg, io.Discard, slog.New(slog.DiscardHandler)); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Bot.Enabled() && !set.Has(cfg.Bot.Template, "discord") {
+		errs = append(errs, fmt.Errorf("%s: bot.template: template set %q has nothing for discord", cfg.Source, cfg.Bot.Template))
+	}
+	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
 	if *print {

@@ -20,6 +20,9 @@ func TestRun(t *testing.T) {
 	}
 	typo := write("typo.toml", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nname = \"r\"\nstatuses = [\"sucess\"]\nnotify = [\"console\"]\n")
 	unknown := write("unknown.toml", "[server]\nadress = \"x\"\n")
+	// Valid to the config, refused by the Slack notifier serve builds: check must refuse it too.
+	bothSlack := write("bothslack.toml", "[notifiers.s]\ntype = \"slack\"\nwebhook_url = \"https://hooks.slack.com/services/T/B/x\"\n"+
+		"channel = \"#ml\"\n[[rules]]\nname = \"r\"\nnotify = [\"s\"]\n")
 	badTemplate := write("badtmpl.toml", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nname = \"r\"\nnotify = [\"console\"]\ntemplate = \"nosuchset\"\n")
 	cases := []struct {
 		name     string
@@ -44,6 +47,8 @@ func TestRun(t *testing.T) {
 			stderr: []string{"typo.toml", "rules[0].statuses", `unknown status "sucess"`}, noStdout: true},
 		{name: "check an unknown key", args: []string{"check", "--config", unknown}, code: 1,
 			stderr: []string{"unknown.toml", `unknown key "server.adress"`}, noStdout: true},
+		{name: "check builds the notifiers as serve does", args: []string{"check", "--config", bothSlack}, code: 1,
+			stderr: []string{"bothslack.toml", "notifiers.s", "not both"}, noStdout: true},
 		{name: "check a missing template set", args: []string{"check", "--config", badTemplate}, code: 1,
 			stderr: []string{"rules[0].template", `"nosuchset"`}, noStdout: true},
 		{name: "send-test bad status", args: []string{"send-test", "--status", "done"}, code: 2, stderr: []string{`--status "done"`}},
