@@ -30,7 +30,7 @@ func cmdDiscord(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	b := cfg.Bot
 	if !b.Enabled() {
-		return errors.New("the bot is not configured: set DISCORD_APP_ID and DISCORD_PUBLIC_KEY (see [bot] in config.example.toml)")
+		return errors.New("the bot is not configured: set DISCORD_APP_ID and DISCORD_PUBLIC_KEY, and pass the config that has [bot] with --config (see config.example.toml)")
 	}
 	reg, err := discordbot.Register(ctx, discordbot.RegisterOptions{APIURL: b.APIURL, AppID: b.AppID, BotToken: b.BotToken.Reveal(), GuildID: *guild})
 	if err != nil {
