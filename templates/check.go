@@ -77,6 +77,8 @@ var sampleVariants = []struct {
 	{"training-succeeded.json", map[string]any{"status": "processing", "output": nil, "completed_at": nil}},
 	{"training-succeeded.json", map[string]any{"status": "failed", "output": nil, "error": "CUDA out of memory. Tried to allocate 2.00 GiB"}},
 	{"training-succeeded.json", map[string]any{"status": "canceled", "output": nil}},
+	{"training-succeeded.json", map[string]any{"status": "starting", "output": nil, "started_at": nil, "completed_at": nil}},
+	{"training-succeeded.json", map[string]any{"status": "aborted", "output": nil, "started_at": nil}},
 }
 
 // variant parses sample s with the top-level fields in change replaced (nil makes a field null).

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mlrelay/relay/relay"
+	"github.com/mlrelay/relay/relay/replicate"
 )
 
 // writeDir creates a template directory holding files (name → content).
@@ -468,4 +469,25 @@ func TestConcurrentRender(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// The events check renders cover every status of both kinds, so that a template that fails on
+// one of them fails check rather than a delivery.
+func TestSampleEventsCoverEveryStatus(t *testing.T) {
+	events, err := SampleEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, ev := range events {
+		seen[string(ev.Kind)+" "+string(ev.Status)] = true
+	}
+	for _, kind := range []relay.Kind{relay.KindPrediction, relay.KindTraining} {
+		for _, st := range []replicate.Status{replicate.Starting, replicate.Processing, replicate.Succeeded,
+			replicate.Failed, replicate.Canceled, replicate.Aborted} {
+			if !seen[string(kind)+" "+string(st)] {
+				t.Errorf("no sample event for a %s %s", kind, st)
+			}
+		}
+	}
 }

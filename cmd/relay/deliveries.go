@@ -17,6 +17,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: deliveries takes no arguments, got %q (flags go before them)", errUsage, fs.Args())
+	}
 	switch relay.State(*state) {
 	case "", relay.Pending, relay.Sending, relay.Sent, relay.Dead:
 	default:

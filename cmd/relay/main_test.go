@@ -23,6 +23,9 @@ func TestRun(t *testing.T) {
 	// Valid to the config, refused by the Slack notifier serve builds: check must refuse it too.
 	bothSlack := write("bothslack.toml", "[notifiers.s]\ntype = \"slack\"\nwebhook_url = \"https://hooks.slack.com/services/T/B/x\"\n"+
 		"channel = \"#ml\"\n[[rules]]\nname = \"r\"\nnotify = [\"s\"]\n")
+	// An expression that fails on some events: serve skips the rule for them, and so does check.
+	whenFails := write("whenfails.toml", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nname = \"r\"\nnotify = [\"console\"]\n"+
+		"when = 'input.num_outputs >= 2'\n")
 	badTemplate := write("badtmpl.toml", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nname = \"r\"\nnotify = [\"console\"]\ntemplate = \"nosuchset\"\n")
 	cases := []struct {
 		name     string
@@ -49,6 +52,10 @@ func TestRun(t *testing.T) {
 			stderr: []string{"unknown.toml", `unknown key "server.adress"`}, noStdout: true},
 		{name: "check builds the notifiers as serve does", args: []string{"check", "--config", bothSlack}, code: 1,
 			stderr: []string{"bothslack.toml", "notifiers.s", "not both"}, noStdout: true},
+		{name: "check a rule whose expression fails on some events", args: []string{"check", "--config", whenFails}, code: 0,
+			stdout: []string{"whenfails.toml: ok", "(skipped for training succeeded: rule r: when: invalid operation"}},
+		{name: "deliveries with a stray argument", args: []string{"deliveries", "dead", "--state", "dead"}, code: 2,
+			stderr: []string{"deliveries takes no arguments"}},
 		{name: "check a missing template set", args: []string{"check", "--config", badTemplate}, code: 1,
 			stderr: []string{"rules[0].template", `"nosuchset"`}, noStdout: true},
 		{name: "send-test bad status", args: []string{"send-test", "--status", "done"}, code: 2, stderr: []string{`--status "done"`}},

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/mlrelay/relay/relay/replicate/api"
 )
@@ -76,9 +77,17 @@ func (l *loader) checkBot(p path, c *Config) {
 	if c.Server.PublicURL == "" {
 		l.fail(path{"server", "public_url"}, "is required with the bot: Replicate posts the results of its predictions there")
 	}
+	for key, tok := range map[string]Secret{"bot_token": b.BotToken, "replicate_token": b.ReplicateToken} {
+		if strings.ContainsFunc(tok.Reveal(), func(r rune) bool { return isSpace(r) || unicode.IsControl(r) }) {
+			l.fail(p.add(key), "contains white space or control characters; check the variable it comes from (the value is a secret and is not shown)")
+		}
+	}
 	for key, u := range map[string]string{"api_url": b.APIURL, "replicate_api_url": b.ReplicateAPIURL} {
-		if u != "" && !isHTTPURL(u) {
+		switch {
+		case u != "" && !isHTTPURL(u):
 			l.fail(p.add(key), "not an absolute http(s) URL: %q", u)
+		case strings.ContainsAny(u, "?#"):
+			l.fail(p.add(key), "must not have a query or fragment: %q", u)
 		}
 	}
 	if problem := routeProblem(b.Path); problem != "" {

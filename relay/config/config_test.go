@@ -836,6 +836,8 @@ func TestSecretsNeverInErrors(t *testing.T) {
 			nil, problem{`store.url: unknown scheme "mysql"`}},
 		{"public_url password", "[server]\npublic_url = \"https://u:" + secret + "@\"\n" + minimal,
 			nil, problem{"server.public_url: not an absolute http(s) URL"}},
+		{"dollar in a URL password", "[store]\nurl = \"postgres://relay:pw$" + secret + "@db/relay\"\n" + minimal,
+			nil, problem{`store.url: "$" followed by a name at byte 19 is not expanded`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1130,7 +1132,7 @@ public_url = "${PUBLIC}"
 app_id = "123"
 public_key = "${KEY:-` + key + `}"
 bot_token = "t"
-replicate_token = "r"
+replicate_token = "${RTOKEN:-r}"
 models = ["${MODEL:-acme/a}"]
 `
 	for _, tt := range []struct {
@@ -1148,6 +1150,8 @@ models = ["${MODEL:-acme/a}"]
 		{"path is a wildcard", "path = \"/{x...}\"\n", []string{"PUBLIC", "https://r.example"}, `config.toml: bot.path: must be a plain path`},
 		{"path is the health check", "path = \"/healthz\"\n", []string{"PUBLIC", "https://r.example"}, "config.toml: bot.path: /healthz is the relay's own health check"},
 		{"limit without window", "user_window = \"0s\"\n", []string{"PUBLIC", "https://r.example"}, "config.toml: bot.user_window: must be more than 0 with a limit"},
+		{"token with a space", "", []string{"PUBLIC", "https://r.example", "RTOKEN", "r8_abc def"}, "config.toml: bot.replicate_token: contains white space"},
+		{"API URL with a query", "replicate_api_url = \"https://api.replicate.com/v1?x=1\"\n", []string{"PUBLIC", "https://r.example"}, "config.toml: bot.replicate_api_url: must not have a query or fragment"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("config.toml", []byte(base+tt.extra), env(tt.env...))

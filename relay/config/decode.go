@@ -382,7 +382,10 @@ func (l *loader) unknown(p path, hint string) {
 func (l *loader) value(p path, v any, dst any) {
 	switch dst := dst.(type) {
 	case *string:
-		if s, ok := l.str(p, v, false); ok {
+		// A URL may carry a password (store.url, an API URL through a proxy): an expansion
+		// error must not quote it.
+		raw, _ := v.(string)
+		if s, ok := l.str(p, v, strings.Contains(raw, "://")); ok {
 			*dst = s
 		}
 	case *Secret:
