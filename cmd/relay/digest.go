@@ -235,15 +235,20 @@ func sendDigest(ctx context.Context, cfg *config.Config, store relay.Store, set 
 	}
 	subject := relay.DigestSubject(spec.Name, c.End)
 	fmt.Fprintf(stdout, "digest %s: %d items since %s, %d messages\n", spec.Name, c.Items, c.Begin.In(spec.Schedule.Location()).Format("2006-01-02 15:04 MST"), c.Created)
-	return dispatchUntil(ctx, cfg, store, set, dests, log, wait, stdout, func(d relay.DeliveryInfo) bool {
+	return dispatchUntil(ctx, cfg, store, set, dests, log, wait, stdout, c.Created, func(d relay.DeliveryInfo) bool {
 		return d.Kind == relay.KindDigest && d.SubjectID == subject
 	})
 }
 
-// dispatchUntil runs a dispatcher until every delivery that mine picks out is sent or dead, or
-// wait passes, and reports them. It fails when one ended dead or is still pending.
+// recentDeliveries is how many of the newest deliveries dispatchUntil looks through for its
+// own: with relay serve busy beside it, newer ones keep arriving.
+var recentDeliveries = 5000
+
+// dispatchUntil runs a dispatcher until each of the want deliveries that mine picks out is sent
+// or dead, or wait passes, and reports them. It fails when one ended dead or is still pending,
+// or when it did not find them all among the newest.
 func dispatchUntil(ctx context.Context, cfg *config.Config, store relay.Store, set *templates.Set, dests map[string]*relay.Destination,
-	log *slog.Logger, wait time.Duration, stdout io.Writer, mine func(relay.DeliveryInfo) bool) error {
+	log *slog.Logger, wait time.Duration, stdout io.Writer, want int, mine func(relay.DeliveryInfo) bool) error {
 	d := cfg.Dispatch
 	dispatcher := relay.NewDispatcher(store, newRenderer(cfg, set), dests, relay.DispatcherConfig{
 		Workers: d.Workers, Lease: d.Lease.D(), SendTimeout: d.SendTimeout.D(), MaxAttempts: d.MaxAttempts,
@@ -256,7 +261,7 @@ func dispatchUntil(ctx context.Context, cfg *config.Config, store relay.Store, s
 
 	deadline := time.Now().Add(wait)
 	for {
-		list, err := store.Deliveries(ctx, "", 200)
+		list, err := store.Deliveries(ctx, "", recentDeliveries)
 		if err != nil {
 			return err
 		}
@@ -268,8 +273,13 @@ func dispatchUntil(ctx context.Context, cfg *config.Config, store relay.Store, s
 				busy = busy || dl.State == relay.Pending || dl.State == relay.Sending
 			}
 		}
+		busy = busy || len(ours) < want
 		if !busy || time.Now().After(deadline) || ctx.Err() != nil {
-			failed := false
+			failed := len(ours) < want
+			if failed {
+				fmt.Fprintf(stdout, "  %d of %d messages not found among the %d newest deliveries (see relay deliveries)\n",
+					want-len(ours), want, recentDeliveries)
+			}
 			for _, dl := range ours {
 				fmt.Fprintf(stdout, "  → %-10s %s", dl.Notifier, dl.State)
 				if dl.LastError != "" {
