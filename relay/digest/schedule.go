@@ -23,7 +23,9 @@ const MinInterval = time.Minute
 // apart around a change.
 //
 // Intervals are elapsed time, the same length whatever the clock says, counted from midnight on
-// 1 January 1970 in the zone, so that every process (and every restart) agrees on the ticks:
+// 1 January 2020 in the zone (a recent date: many zones kept another offset in 1970, which
+// would put the ticks an odd hour off midnight), so that every process (and every restart)
+// agrees on the ticks:
 // "6h" in UTC is at 00:00, 06:00, 12:00 and 18:00. In a zone with daylight saving time the ticks
 // stay six hours apart and move an hour on the wall clock in summer; for times of day that
 // follow the clock, use a cron expression ("0 */6 * * *").
@@ -32,7 +34,7 @@ type Schedule struct {
 	loc    *time.Location
 	cron   *cron.SpecSchedule // read in UTC on wall-clock times; nil for an interval
 	every  time.Duration      // the interval, or 0 for a cron expression
-	anchor time.Time          // the first tick of an interval: 1970-01-01 00:00 in loc
+	anchor time.Time          // the first tick of an interval: 2020-01-01 00:00 in loc
 }
 
 // cronParser reads the five standard fields and the descriptors (@daily, @hourly, ...).
@@ -109,7 +111,7 @@ func (s Schedule) interval(text string) (Schedule, error) {
 		return Schedule{}, fmt.Errorf("schedule %q: interval %v is shorter than the minimum, %v", s.spec, d, MinInterval)
 	}
 	s.every = d
-	s.anchor = time.Date(1970, 1, 1, 0, 0, 0, 0, s.loc)
+	s.anchor = time.Date(2020, 1, 1, 0, 0, 0, 0, s.loc)
 	return s, nil
 }
 

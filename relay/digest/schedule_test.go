@@ -181,9 +181,21 @@ func TestCronAcrossDST(t *testing.T) {
 	}
 }
 
-// TestIntervalAnchored checks that intervals are counted from midnight on 1 January 1970 in the
+// TestIntervalAnchored checks that intervals are counted from midnight on 1 January 2020 in the
 // zone, in elapsed time, so that two processes, started at different times, agree.
 func TestIntervalAnchored(t *testing.T) {
+	// Zones whose offset in 1970 differs from today's (London kept summer time all year; Istanbul
+	// and Kathmandu moved since): "24h" is at midnight on their winter clocks all the same.
+	for _, tz := range []string{"Europe/London", "Europe/Istanbul", "Asia/Kathmandu"} {
+		zone, err := time.LoadLocation(tz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tick := mustParse(t, "24h", zone).Next(time.Date(2025, 11, 21, 10, 0, 0, 0, zone))
+		if h, m, _ := tick.Clock(); h != 0 || m != 0 {
+			t.Errorf("24h in %s fires at %s, want midnight", tz, tick.Format("15:04 MST"))
+		}
+	}
 	loc := berlin(t)
 	utc6h := mustParse(t, "6h", time.UTC)
 	if got := formatAll(ticks(utc6h, time.Date(2025, 11, 21, 10, 17, 3, 5, time.UTC), 4)); got != "2025-11-21 12:00 UTC, 2025-11-21 18:00 UTC, 2025-11-22 00:00 UTC, 2025-11-22 06:00 UTC" {
