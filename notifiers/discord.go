@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/bwmarrin/discordgo"
@@ -864,8 +865,11 @@ var discordEscaper = strings.NewReplacer(
 // escapeDiscord escapes outside text (a prompt, an error, a model name) for Discord markdown,
 // and breaks up mentions so that they show as text even where allowed_mentions does not apply.
 // Headings and lists only start a line, so only a leading #, - or + and "1." are escaped.
+//
+// URLs (from http:// or https:// to the next space) are copied as they are: Discord makes them
+// links before it reads markdown in them, and a backslash would break the link.
 func escapeDiscord(s string) string {
-	s = discordEscaper.Replace(s)
+	s = escapeOutsideURLs(s)
 	var out strings.Builder
 	for i, line := range strings.Split(s, "\n") {
 		if i > 0 {
@@ -933,4 +937,41 @@ func truncateDiscord(s string, n int) string {
 		out += closing
 	}
 	return out
+}
+
+// escapeOutsideURLs applies discordEscaper to s but for the URLs in it.
+func escapeOutsideURLs(s string) string {
+	var b strings.Builder
+	for s != "" {
+		i := urlStart(s)
+		if i < 0 {
+			b.WriteString(discordEscaper.Replace(s))
+			break
+		}
+		b.WriteString(discordEscaper.Replace(s[:i]))
+		end := i + strings.IndexFunc(s[i:], unicode.IsSpace)
+		if end < i {
+			end = len(s)
+		}
+		b.WriteString(s[i:end])
+		s = s[end:]
+	}
+	return b.String()
+}
+
+// urlStart is the index of the first http:// or https:// in s that starts a word, or -1.
+func urlStart(s string) int {
+	for i := 0; i < len(s); i++ {
+		if (s[i] == 'h' || s[i] == 'H') && (i == 0 || !isWordByte(s[i-1])) {
+			rest := strings.ToLower(s[i:min(len(s), i+8)])
+			if strings.HasPrefix(rest, "http://") || strings.HasPrefix(rest, "https://") {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
 }

@@ -502,6 +502,8 @@ func TestEscapeDiscord(t *testing.T) {
 		{"stability-ai/sdxl", "stability-ai/sdxl"},
 		{"a\n# b", "a\n\\# b"},
 		{"@everyone", "@\u200beveryone"},
+		{"see https://huggingface.co/stabilityai/sd_xl_base-1.0 for *it*", `see https://huggingface.co/stabilityai/sd_xl_base-1.0 for \*it\*`},
+		{"(HTTPS://x.example/a_b) and_c", `(HTTPS://x.example/a_b) and\_c`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
