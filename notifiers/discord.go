@@ -615,7 +615,7 @@ func discordPayload(m relay.Message) discordMessage {
 	var images []string
 	if ev != nil {
 		main.Color = discordColour(ev.Status)
-		if u := ev.WebURL(); len(u) <= discordMaxURL && checkHTTPURL(u) == nil {
+		if u := ev.WebURL(); len(u) <= discordMaxURL && checkLinkURL(u) == nil {
 			main.URL = u
 		}
 		main.Fields = discordFields(ev)
@@ -634,7 +634,7 @@ func discordPayload(m relay.Message) discordMessage {
 	}
 	if len(images) == 0 && ev != nil {
 		for _, u := range ev.Images() {
-			if len(u) <= discordMaxURL && checkHTTPURL(u) == nil {
+			if len(u) <= discordMaxURL && checkLinkURL(u) == nil {
 				images = append(images, u)
 			}
 		}
@@ -844,7 +844,7 @@ func isImageFile(name, contentType string) bool {
 func skippedLinks(skipped []relay.Attachment, body string) string {
 	var links []string
 	for _, a := range skipped {
-		if a.URL == "" || strings.Contains(body, a.URL) || checkHTTPURL(a.URL) != nil || strings.ContainsAny(a.URL, " ()<>") {
+		if a.URL == "" || strings.Contains(body, a.URL) || checkLinkURL(a.URL) != nil || strings.ContainsAny(a.URL, " ()<>") {
 			continue
 		}
 		name := a.Name

@@ -915,3 +915,18 @@ func mustJSON(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// A link from the event that reads as one host and goes to another (user info before the host)
+// is not made a link.
+func TestLinksWithUserInfoAreLeftOut(t *testing.T) {
+	ev := sampleEvents(t)["prediction-succeeded"] // a fresh parse, changed before any use
+	ev.URLs.Web = "https://replicate.com@evil.example/p/x"
+	if p := discordPayload(discordMsg(ev)); p.Embeds[0].URL != "" {
+		t.Errorf("discord embed links to %q", p.Embeds[0].URL)
+	}
+	for _, b := range slackBlocks(relay.Message{Event: ev, Title: "t", Body: "b"}, true) {
+		if j, _ := json.Marshal(b); strings.Contains(string(j), "evil.example") {
+			t.Errorf("slack block links to it: %s", j)
+		}
+	}
+}

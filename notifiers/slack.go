@@ -172,6 +172,18 @@ func checkHTTPURL(raw string) error {
 	return nil
 }
 
+// checkLinkURL is checkHTTPURL for a link shown to people, from an event: no user info either,
+// since "https://replicate.com@evil.example/" reads as one host and goes to another.
+func checkLinkURL(raw string) error {
+	if err := checkHTTPURL(raw); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(raw); u.User != nil {
+		return errors.New("must not have user info")
+	}
+	return nil
+}
+
 // Notify sends m. With a bot token, the reference returned is the message's ts; a webhook gives
 // none. Failures are classified here: see classifyStatus for HTTP statuses, apiErrorClass for
 // the Web API's error codes, and transportError for calls that got no answer.
@@ -547,7 +559,7 @@ func slackBlocks(m relay.Message, images bool) []slack.Block {
 		} else if links := slackImageLinks(ev); links != nil {
 			blocks = append(blocks, links)
 		}
-		if u := ev.WebURL(); len(u) <= slackMaxButtonURL && checkHTTPURL(u) == nil {
+		if u := ev.WebURL(); len(u) <= slackMaxButtonURL && checkLinkURL(u) == nil {
 			button := slack.NewButtonBlockElement("open_replicate", "", slack.NewTextBlockObject(slack.PlainTextType, "Open on Replicate", false, false))
 			button.URL = u
 			blocks = append(blocks, slack.NewActionBlock("", button))
