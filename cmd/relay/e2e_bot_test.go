@@ -301,7 +301,7 @@ func TestE2EBotLostCreateAnswerStillPostsTheResult(t *testing.T) {
 	w := newBotWorld(t)
 	w.rep.FailNext(1, replicatetest.Failure{Op: replicatetest.OpCreate, AnswerLost: true, Delay: 5 * time.Second})
 	resp, token := w.predict("4242", map[string]any{"prompt": "a corgi in a spacesuit"})
-	if resp.Data == nil || resp.Data.Flags&discordgo.MessageFlagsEphemeral != 0 || !strings.Contains(resp.Data.Content, "If it started") {
+	if resp.Data == nil || resp.Data.Flags&discordgo.MessageFlagsEphemeral != 0 || !strings.Contains(resp.Data.Content, "If it started") || !strings.Contains(resp.Data.Content, "no answer in time") {
 		t.Fatalf("answer %+v, want a visible one saying the prediction may have started", resp.Data)
 	}
 	c := w.lastCreate()

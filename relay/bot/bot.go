@@ -173,8 +173,8 @@ func (b *Bot) Predict(ctx context.Context, in *discordbot.Interaction) *discordg
 		// slot stays taken, and the answer, which its result will replace, says so.
 		b.cfg.Log.Warn("bot: no clear answer to the create; its result will be posted if it started",
 			"model", model, "user", user, "interaction", in.ID, "err", err)
-		return discordbot.Reply(fmt.Sprintf("⏳ Replicate gave no clear answer for %s, for <@%s>: %s\nIf it started the prediction, the result will appear here; check before trying again.",
-			bold(model), user, quote(userError(err), 200)))
+		return discordbot.Reply(fmt.Sprintf("⏳ Replicate gave no clear answer for %s, for <@%s> (%s).\nIf it started the prediction, the result will appear here; check before trying again.",
+			bold(model), user, unclearReason(err)))
 	}
 	if err != nil {
 		b.forget(user, in.ChannelID)
@@ -371,6 +371,18 @@ func unclear(err error) bool {
 		return ae.Status >= 500
 	}
 	return true
+}
+
+// unclearReason says, for the user, which unclear failure it was.
+func unclearReason(err error) string {
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ae):
+		return fmt.Sprintf("it answered %d", ae.Status)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer in time"
+	}
+	return "the connection failed"
 }
 
 // withQuery adds key=value to the query of the URL u.
