@@ -271,7 +271,7 @@ func bench(ctx context.Context, o *options) (int, error) {
 		return 1, nil
 	}
 	if failed {
-		fmt.Println("\nFAIL: notifications were lost or duplicated (or could not be checked); see above")
+		fmt.Println("\nFAIL: the relay lost, duplicated or misreported notifications, refused valid webhooks, left deliveries unsent or did not stop (or the run could not be checked); see above")
 		return 1, nil
 	}
 	fmt.Println("\nok: no notification lost or duplicated")
@@ -340,9 +340,11 @@ type runReport struct {
 	expected    int
 	received    int // expected predictions with a message
 	lost        int
-	dups        int // predictions with more than one message
-	extra       int // messages beyond one per prediction
-	unacked     int // predictions notified although their terminal message got no 2xx
+	dups        int   // predictions with more than one message
+	extra       int   // messages beyond one per prediction
+	unacked     int   // predictions notified although their terminal message got no 2xx
+	wrongStatus int   // predictions whose message does not report the status they ended with
+	unsent      int64 // deliveries in the store not sent once the relay stopped (SQLite only)
 	unident     int
 	refused     int    // messages Slack would have refused
 	refusal     string // the error code of the first
@@ -495,11 +497,19 @@ func (r *runReport) runRelay(ctx context.Context, bin, secret, dir string) error
 	r.relCPUAll = cpuOf(c.pid()) - cpu0
 	r.relRSS, _ = procStatus(c.pid(), "VmHWM")
 	r.rssTrace = c.stopRSSSampler()
+	// The relay is stopped before the tally, and Slack looked at once more: whatever it sends
+	// until it exits counts, and the store it leaves must have every delivery sent (one left
+	// sending would go out again after its lease).
+	r.stopErr = c.stop(10 * time.Second)
+	slack.scan()
 	if r.storeKind == "postgres" {
 		r.store.err = errors.New("not read for PostgreSQL")
 	} else if dbr, err := openStoreReader(db); err == nil {
 		r.store = readStore(dbr)
 		dbr.Close()
+		if r.store.err == nil && r.drained {
+			r.unsent = r.store.total() - r.store.states["sent"]
+		}
 	} else {
 		r.store.err = err
 	}
@@ -509,6 +519,9 @@ func (r *runReport) runRelay(ctx context.Context, bin, secret, dir string) error
 		if n := slack.count[p]; n > 0 {
 			r.received++
 			r.ackSlack.add(slack.first[p].Sub(ack))
+			if want := outcomeWord(r.work.failed(p)); slack.status[p] != want {
+				r.wrongStatus++
+			}
 		} else {
 			r.lost++
 		}
@@ -535,7 +548,6 @@ func (r *runReport) runRelay(ctx context.Context, bin, secret, dir string) error
 	r.slackMsgs = slack.messages()
 	r.sample = slack.sample
 
-	r.stopErr = c.stop(10 * time.Second)
 	r.relayLog = scanLog(logPath)
 	for _, f := range []string{db, db + "-wal"} {
 		if st, err := os.Stat(f); err == nil {
@@ -649,8 +661,21 @@ func scanLog(path string) logStats {
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
+// failed reports whether the run found the relay at fault. Every request is valid and signed,
+// so any answer but a 2xx, and any request unanswered, is a fault too, as is a message about a
+// prediction whose terminal event got no 2xx or reporting another status than it ended with,
+// a delivery left unsent, or a relay that did not stop when asked.
 func (r *runReport) failed() bool {
-	return r.lost > 0 || r.dups > 0 || r.unident > 0 || r.refused > 0 || r.rel == nil
+	return r.rel == nil || r.lost > 0 || r.dups > 0 || r.unident > 0 || r.refused > 0 || r.unacked > 0 ||
+		r.wrongStatus > 0 || r.unsent > 0 || r.rel.Non2xx > 0 || r.rel.Errors > 0 || r.stopErr != nil
+}
+
+// outcomeWord is the status a prediction's message names: failed, or succeeded.
+func outcomeWord(failed bool) string {
+	if failed {
+		return "failed"
+	}
+	return "succeeded"
 }
 
 func rate(n uint64, d time.Duration) float64 {
@@ -746,8 +771,14 @@ func (r *runReport) print() {
 		fmt.Fprintf(w, " (gave up after -drain %s)", r.opts.drain)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "    lost %d, duplicate %d (%d extra messages), unattributable %d, notified without a 2xx %d\n",
-		r.lost, r.dups, r.extra, r.unident, r.unacked)
+	fmt.Fprintf(w, "    lost %d, duplicate %d (%d extra messages), unattributable %d, notified without a 2xx %d, wrong status %d\n",
+		r.lost, r.dups, r.extra, r.unident, r.unacked, r.wrongStatus)
+	if r.unsent > 0 {
+		fmt.Fprintf(w, "    %d deliveries not sent in the store once the relay stopped\n", r.unsent)
+	}
+	if r.rel.Non2xx > 0 || r.rel.Errors > 0 {
+		fmt.Fprintf(w, "    the relay refused or did not answer valid webhooks: %d non-2xx, %d errors\n", r.rel.Non2xx, r.rel.Errors)
+	}
 	if r.unident > 0 && r.sample != "" {
 		fmt.Fprintf(w, "    a message's text: %.200q\n", r.sample)
 	}

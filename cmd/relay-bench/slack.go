@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ type slackStandIn struct {
 	scanned      int               // posts already tallied
 	count        map[int]int       // prediction → messages about it
 	first        map[int]time.Time // prediction → receipt of its first message
+	status       map[int]string    // prediction → the outcome its first message names (statusWord)
 	unidentified int               // messages naming no prediction of the run
 	refused      int               // messages Slack would have refused
 	refusal      string            // the error code of the first of them
@@ -50,10 +52,11 @@ func startSlack(tag byte) (*slackStandIn, error) {
 		return nil, err
 	}
 	s := &slackStandIn{
-		url:   "http://" + ln.Addr().String() + slacktest.WebhookPath,
-		tag:   tag,
-		count: map[int]int{},
-		first: map[int]time.Time{},
+		url:    "http://" + ln.Addr().String() + slacktest.WebhookPath,
+		tag:    tag,
+		count:  map[int]int{},
+		first:  map[int]time.Time{},
+		status: map[int]string{},
 	}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
@@ -135,6 +138,7 @@ func (s *slackStandIn) scan() {
 		s.count[id]++
 		if _, ok := s.first[id]; !ok {
 			s.first[id] = p.at
+			s.status[id] = statusWord(m.Text)
 		}
 	}
 	s.scanned += len(posts)
@@ -185,4 +189,16 @@ func (s *slackStandIn) close() {
 	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		_ = s.srv.Close()
 	}
+}
+
+// statusWord is the outcome the first line of a message names: "failed", "succeeded" or "".
+func statusWord(text string) string {
+	first, _, _ := strings.Cut(text, "\n")
+	switch {
+	case strings.Contains(first, "failed"):
+		return "failed"
+	case strings.Contains(first, "succeeded"):
+		return "succeeded"
+	}
+	return ""
 }
