@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -60,5 +61,42 @@ func TestSummarizeRounds(t *testing.T) {
 	}
 	if r := sums[1]; r.rounds != 1 || r.ratio != (spread{}) || r.accepted.med != 90 {
 		t.Errorf("the run without a reference: %+v", r)
+	}
+}
+
+// A run fails on every fault the harness can see, not only lost and duplicate messages.
+func TestRunFailsOnEveryFault(t *testing.T) {
+	if r := (&runReport{rel: &loadResult{}}); r.failed() {
+		t.Fatal("a clean run failed")
+	}
+	for name, break_ := range map[string]func(r *runReport){
+		"lost":             func(r *runReport) { r.lost = 1 },
+		"duplicate":        func(r *runReport) { r.dups = 1 },
+		"unattributable":   func(r *runReport) { r.unident = 1 },
+		"refused by Slack": func(r *runReport) { r.refused = 1 },
+		"without a 2xx":    func(r *runReport) { r.unacked = 1 },
+		"wrong status":     func(r *runReport) { r.wrongStatus = 1 },
+		"unsent":           func(r *runReport) { r.unsent = 1 },
+		"non-2xx":          func(r *runReport) { r.rel.Non2xx = 1 },
+		"unanswered":       func(r *runReport) { r.rel.Errors = 1 },
+		"did not stop":     func(r *runReport) { r.stopErr = errors.New("killed") },
+	} {
+		r := &runReport{rel: &loadResult{}}
+		break_(r)
+		if !r.failed() {
+			t.Errorf("%s: the run passed", name)
+		}
+	}
+}
+
+func TestStatusWord(t *testing.T) {
+	for text, want := range map[string]string{
+		"❌ Prediction failed: a/b — boom\nRan for 3s": "failed",
+		"✅ Prediction succeeded: a/b\nfailed later":   "succeeded",
+		"⏳ Prediction starting":                       "",
+	} {
+		if got := statusWord(text); got != want {
+			t.Errorf("statusWord(%q) = %q, want %q", text, got, want)
+		}
 	}
 }
