@@ -265,6 +265,14 @@ type DigestClose struct {
 	Created int       // deliveries created
 }
 
+// ClosedAt is when c closes its period: Now, or End when Now is zero.
+func (c *DigestClose) ClosedAt() time.Time {
+	if c.Now.IsZero() {
+		return c.End
+	}
+	return c.Now
+}
+
 // Launch is a prediction started from chat (the Discord bot's /predict): where its result goes
 // back to. It is recorded when the prediction is created, so that the completion webhook, which
 // may reach any relay process, long after, finds it.

@@ -43,16 +43,7 @@ func TestSIGTERMFinishesInFlightSend(t *testing.T) {
 	db := filepath.Join(dir, "relay.db")
 	cfg := e2eConfig(t, db, slack.WebhookURL(), "")
 	addr := freeAddr(t)
-	text, err := os.ReadFile(cfg.Source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "child.toml")
-	conf := strings.Replace(string(text), `addr = "127.0.0.1:0"`, `addr = "`+addr+`"`, 1)
-	conf = strings.Replace(conf, `send_timeout = "1s"`, `send_timeout = "4s"`, 1)
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := rewriteConfig(t, cfg, `addr = "127.0.0.1:0"`, `addr = "`+addr+`"`, `send_timeout = "1s"`, `send_timeout = "4s"`)
 
 	cmd := exec.Command(os.Args[0], "serve", "--config", path)
 	cmd.Env = append(os.Environ(), "RELAY_TEST_MAIN=1")
@@ -124,16 +115,8 @@ func TestShutdownWaitsForSendPastShutdownTimeout(t *testing.T) {
 	slack.FailNext(1, slacktest.Failure{Delay: 2500 * time.Millisecond}) // slow, then OK
 	db := filepath.Join(t.TempDir(), "relay.db")
 	base := e2eConfig(t, db, slack.WebhookURL(), "")
-	text, err := os.ReadFile(base.Source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := strings.NewReplacer(`shutdown_timeout = "10s"`, `shutdown_timeout = "1s"`,
-		`send_timeout = "1s"`, `send_timeout = "4s"`, `lease = "5s"`, `lease = "20s"`).Replace(string(text))
-	path := filepath.Join(t.TempDir(), "relay.toml")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := rewriteConfig(t, base, `shutdown_timeout = "10s"`, `shutdown_timeout = "1s"`,
+		`send_timeout = "1s"`, `send_timeout = "4s"`, `lease = "5s"`, `lease = "20s"`)
 	cfg, err := config.Load(path, func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -157,4 +140,18 @@ func TestShutdownWaitsForSendPastShutdownTimeout(t *testing.T) {
 	if list := deliveries(t, db); len(list) != 1 || list[0].State != relay.Sent {
 		t.Fatalf("deliveries after shutdown = %+v, want one sent", list)
 	}
+}
+
+// rewriteConfig writes cfg's file again with the old, new pairs replaced, and returns its path.
+func rewriteConfig(t *testing.T, cfg *config.Config, oldnew ...string) string {
+	t.Helper()
+	text, err := os.ReadFile(cfg.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "relay.toml")
+	if err := os.WriteFile(path, []byte(strings.NewReplacer(oldnew...).Replace(string(text))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

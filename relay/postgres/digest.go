@@ -95,7 +95,7 @@ func closeDigest(ctx context.Context, tx pgx.Tx, c *relay.DigestClose) (bool, er
 		return false, err
 	}
 	var period int64
-	if err := tx.QueryRow(ctx, recordPeriodSQL, c.Digest, begin, end, len(items), closedAt(c)).Scan(&period); err != nil {
+	if err := tx.QueryRow(ctx, recordPeriodSQL, c.Digest, begin, end, len(items), c.ClosedAt().UnixNano()).Scan(&period); err != nil {
 		return false, fmt.Errorf("record period: %w", err)
 	}
 	if len(items) > 0 {
@@ -133,7 +133,7 @@ func digestMessage(ctx context.Context, tx pgx.Tx, c *relay.DigestClose, items [
 	}
 	subject := relay.DigestSubject(c.Digest, fromNanos(end))
 	var created int64
-	if err := tx.QueryRow(ctx, digestMessageSQL, "digest:"+subject, subject, end, body, rules, notifiers, templates, closedAt(c)).
+	if err := tx.QueryRow(ctx, digestMessageSQL, "digest:"+subject, subject, end, body, rules, notifiers, templates, c.ClosedAt().UnixNano()).
 		Scan(&created); err != nil {
 		return fmt.Errorf("record the message: %w", err)
 	}
@@ -196,12 +196,4 @@ func (s *Store) OpenDigestItems(ctx context.Context, digest string, before time.
 		return nil, fmt.Errorf("postgres: digest %s: %w", digest, err)
 	}
 	return items, nil
-}
-
-// closedAt is when c closes its period, in unix nanoseconds: its Now, or else its End.
-func closedAt(c *relay.DigestClose) int64 {
-	if c.Now.IsZero() {
-		return c.End.UnixNano()
-	}
-	return c.Now.UnixNano()
 }

@@ -64,7 +64,7 @@ func (s *Store) CloseDigest(ctx context.Context, c *relay.DigestClose) (err erro
 		return fmt.Errorf("sqlite: close digest %s: %w", c.Digest, err)
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO digest_periods (digest, period_start, period_end, items, closed_at)
-		VALUES (?, ?, ?, ?, ?)`, c.Digest, begin, end, len(items), closedAt(c))
+		VALUES (?, ?, ?, ?, ?)`, c.Digest, begin, end, len(items), c.ClosedAt().UnixNano())
 	if err != nil {
 		return fmt.Errorf("sqlite: close digest %s: record period: %w", c.Digest, err)
 	}
@@ -84,7 +84,7 @@ func (s *Store) CloseDigest(ctx context.Context, c *relay.DigestClose) (err erro
 			}
 		}
 		if len(c.Deliveries) > 0 {
-			if err := s.digestMessage(ctx, tx, c, items, end, closedAt(c)); err != nil {
+			if err := s.digestMessage(ctx, tx, c, items, end, c.ClosedAt().UnixNano()); err != nil {
 				return fmt.Errorf("sqlite: close digest %s: %w", c.Digest, err)
 			}
 		}
@@ -182,9 +182,4 @@ func (s *Store) OpenDigestItems(ctx context.Context, digest string, before time.
 		return nil, fmt.Errorf("sqlite: digest %s: %w", digest, err)
 	}
 	return items, nil
-}
-
-// closedAt is when c closes its period, in unix nanoseconds: its Now, or else its End.
-func closedAt(c *relay.DigestClose) int64 {
-	return nanos(c.Now, c.End.UnixNano())
 }
