@@ -738,6 +738,7 @@ func FuzzParseEvent(f *testing.F) {
 		`{"id":"p1","status":"succeeded","metrics":{"predict_time":"fast"},"urls":{"web":""}}`,
 		`{"id":"p1","status":"starting","urls":{"get":"https://api.replicate.com/v1/trainings/p1"}}`,
 		`{"id":"\u0000\ud800","status":"canceled","logs":"\r\n\r\n"}`,
+		`{"id":"p1","model":"a/b","status":"succeeded","logs":"tok \ud83d","error":"caf\udce9"}`,
 		`{"id":"p1","status":"queued"}`,
 		`{"status":"succeeded"}`,
 		`[]`, `null`, `{`, ``,

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -108,11 +109,22 @@ func (t *Text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		// replaced), and that allocation, referenced by nothing else and never written again,
 		// becomes the string without a copy.
 		s, err := jsontext.AppendUnquote(make([]byte, 0, len(v)), v)
-		if err != nil && utf8.Valid(v) {
-			return err
+		if err != nil && !utf8.Valid(v) {
+			// The error only reports invalid UTF-8, which the decoder was told to allow: the
+			// text has U+FFFD in its place, as encoding/json would read it.
+			err = nil
 		}
-		// Otherwise the error only reports invalid UTF-8, which the decoder was told to allow:
-		// the text has U+FFFD in its place, as encoding/json would read it.
+		if err != nil {
+			// Valid JSON still fails to unquote when it escapes half of a surrogate pair
+			// ("\udce9", as Python writes text decoded with surrogateescape): the decoder's
+			// lenient path reads it as U+FFFD too.
+			var str string
+			if err := jsonv2.Unmarshal(v, &str, jsontext.AllowInvalidUTF8(true)); err != nil {
+				return err
+			}
+			*t = Text(str)
+			return nil
+		}
 		*t = Text(unsafe.String(unsafe.SliceData(s), len(s)))
 	default:
 		// A copy is compacted: v is the decoder's view of the payload itself, which parsing

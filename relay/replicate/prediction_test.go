@@ -70,6 +70,18 @@ func TestTextFromString(t *testing.T) {
 	if got, err := textOf(t, []byte("\"bad \xff\xc3 bytes\"")); err != nil || got != "bad \uFFFD\uFFFD bytes" {
 		t.Errorf("invalid UTF-8: got %q, %v", got, err)
 	}
+	// Half a surrogate pair, escaped, is valid JSON (Python writes it for text decoded with
+	// surrogateescape): read as U+FFFD, as encoding/json reads it, not refused.
+	for _, raw := range []string{`"caf\udce9"`, `"tok \ud83d"`, `"\ude80 then \ud83d\ude80"`} {
+		var v1 Text
+		if err := json.Unmarshal([]byte(raw), &v1); err != nil {
+			t.Fatalf("%s: encoding/json: %v", raw, err)
+		}
+		got, err := textOf(t, []byte(raw))
+		if err != nil || got != v1 || !strings.Contains(string(got), "\uFFFD") {
+			t.Errorf("%s: got %q, %v; want %q", raw, got, err, v1)
+		}
+	}
 }
 
 func FuzzText(f *testing.F) {
