@@ -48,6 +48,11 @@ func (rc *Receiver) init() {
 	rc.queries = newQueryCache()
 }
 
+// MaxIDLength bounds a webhook's message id and its prediction or training id, in bytes: both
+// are keys of the store's indexes, and PostgreSQL refuses an index entry over about 2.7 KB
+// (with the whole batch it came in). Replicate's are about 30.
+const MaxIDLength = 1024
+
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -178,7 +183,8 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// What is stored as text must be storable as text everywhere: a single NUL would make
-	// PostgreSQL refuse the whole group commit, every webhook in it answered 503.
+	// PostgreSQL refuse the whole group commit, every webhook in it answered 503, and so would
+	// a key too long for its index.
 	switch {
 	case q.unstorable != "":
 		writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("query parameter %q: a NUL byte or invalid UTF-8 in its name or value", q.unstorable))
@@ -186,8 +192,14 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !isStorable(msgID):
 		writeJSONError(w, http.StatusBadRequest, "webhook-id: a NUL byte or invalid UTF-8")
 		return
+	case len(msgID) > MaxIDLength:
+		writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("webhook-id: longer than %d bytes", MaxIDLength))
+		return
 	case !isStorable(ev.ID):
 		writeJSONError(w, http.StatusBadRequest, "id: a NUL byte or invalid UTF-8")
+		return
+	case len(ev.ID) > MaxIDLength:
+		writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("id: longer than %d bytes", MaxIDLength))
 		return
 	}
 	if err := rc.Committer.Submit(r.Context(), item); err != nil {

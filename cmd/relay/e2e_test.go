@@ -442,6 +442,10 @@ func TestE2EBadInputChangesNothing(t *testing.T) {
 	nulID := []byte(`{"id":"p\u0000x","model":"a/b","status":"failed"}`)
 	nulIDHeaders, _ := replicate.SignHeaders(replicate.SampleSecret, "msg_bad", time.Now(), nulID)
 	badMsgIDHeaders, _ := replicate.SignHeaders(replicate.SampleSecret, "msg_\xff", time.Now(), s.Body)
+	// Keys too long for PostgreSQL's indexes, which would fail a whole group commit too.
+	longMsgIDHeaders, _ := replicate.SignHeaders(replicate.SampleSecret, strings.Repeat("m", relay.MaxIDLength+1), time.Now(), s.Body)
+	longID := []byte(`{"id":"` + strings.Repeat("p", relay.MaxIDLength+1) + `","model":"a/b","status":"failed"}`)
+	longIDHeaders, _ := replicate.SignHeaders(replicate.SampleSecret, "msg_bad", time.Now(), longID)
 	cases := []struct {
 		name   string
 		method string
@@ -454,6 +458,8 @@ func TestE2EBadInputChangesNothing(t *testing.T) {
 		{"invalid UTF-8 in a query name", http.MethodPost, good, s.Body, 400, "?%ff=1"},
 		{"NUL in the id", http.MethodPost, nulIDHeaders, nulID, 400, ""},
 		{"invalid UTF-8 in the webhook-id", http.MethodPost, badMsgIDHeaders, s.Body, 400, ""},
+		{"webhook-id too long", http.MethodPost, longMsgIDHeaders, s.Body, 400, ""},
+		{"id too long", http.MethodPost, longIDHeaders, longID, 400, ""},
 		{"unsigned", http.MethodPost, http.Header{}, s.Body, 401, ""},
 		{"tampered body", http.MethodPost, good, append(bytes.Clone(s.Body), ' '), 401, ""},
 		{"stale timestamp", http.MethodPost, stale, s.Body, 401, ""},
@@ -478,9 +484,14 @@ func TestE2EBadInputChangesNothing(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"accepted"`) {
 		t.Fatalf("good delivery after bad ones: %d %s", code, body)
 	}
+	// Ids at the limit are stored, on either store.
+	atLimit := []byte(`{"id":"` + strings.Repeat("p", relay.MaxIDLength) + `","model":"a/b","status":"failed"}`)
+	if code, body := in.post(t, "", strings.Repeat("m", relay.MaxIDLength), atLimit); code != 200 || !strings.Contains(body, `"accepted"`) {
+		t.Fatalf("ids of %d bytes: %d %s", relay.MaxIDLength, code, body)
+	}
 	settled(t, db, 10*time.Second)
-	if n := len(slack.Messages()); n != 1 {
-		t.Fatalf("slack got %d messages, want 1", n)
+	if n := len(slack.Messages()); n != 2 {
+		t.Fatalf("slack got %d messages, want 2", n)
 	}
 }
 
