@@ -152,7 +152,7 @@ func NewDiscord(o DiscordOptions) (*Discord, error) {
 		}
 		if d.avatarURL != "" {
 			if err := checkHTTPURL(d.avatarURL); err != nil {
-				return nil, fmt.Errorf("discord: avatar_url %q %s", d.avatarURL, err)
+				return nil, fmt.Errorf("discord: avatar_url %s %s", shownURL(d.avatarURL), err)
 			}
 		}
 	} else {
@@ -171,11 +171,11 @@ func NewDiscord(o DiscordOptions) (*Discord, error) {
 			api = discordDefaultAPIURL
 		}
 		if err := checkHTTPURL(api); err != nil {
-			return nil, fmt.Errorf("discord: api_url %q %s", api, err)
+			return nil, fmt.Errorf("discord: api_url %s %s", shownURL(api), err)
 		}
 		to, _ := url.Parse(strings.TrimRight(api, "/") + "/")
 		if to.RawQuery != "" || to.User != nil {
-			return nil, fmt.Errorf("discord: api_url %q must have no query and no user info", api)
+			return nil, fmt.Errorf("discord: api_url %s must have no query and no user info", shownURL(api))
 		}
 		d.to = to
 	}

@@ -97,6 +97,11 @@ func TestNewDiscord(t *testing.T) {
 		{name: "username too long", opts: DiscordOptions{WebhookURL: hook, Username: strings.Repeat("x", 81)}, wantErr: "at most 80"},
 		{name: "username with discord", opts: DiscordOptions{WebhookURL: hook, Username: "My Discord bot"}, wantErr: "must not contain"},
 		{name: "bad avatar", opts: DiscordOptions{WebhookURL: hook, AvatarURL: "avatar.png"}, wantErr: "avatar_url"},
+		// A proxy's password in a URL that is not itself a secret is not shown either.
+		{name: "API URL with user info", opts: DiscordOptions{BotToken: "t", ChannelID: "1", APIURL: "https://relay:s3cr3t@proxy.example/api/v10"}, wantErr: `"https://relay:xxxxx@proxy.example/api/v10" must have no query and no user info`},
+		{name: "API URL not http with user info", opts: DiscordOptions{BotToken: "t", ChannelID: "1", APIURL: "ftp://relay:s3cr3t@proxy.example/"}, wantErr: "api_url"},
+		{name: "API URL unparsable with user info", opts: DiscordOptions{BotToken: "t", ChannelID: "1", APIURL: "https://relay:s3cr3t%zz@proxy.example/"}, wantErr: "not shown"},
+		{name: "avatar with user info", opts: DiscordOptions{WebhookURL: hook, AvatarURL: "ftp://u:s3cr3t@x/a.png"}, wantErr: "avatar_url"},
 		{name: "negative timeout", opts: DiscordOptions{WebhookURL: hook, Timeout: -time.Second}, wantErr: "negative"},
 	}
 	for _, tt := range tests {

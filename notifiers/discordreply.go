@@ -70,7 +70,7 @@ func NewDiscordReply(o DiscordReplyOptions) (*DiscordReply, error) {
 		api = discordDefaultAPIURL
 	}
 	if err := checkHTTPURL(api); err != nil {
-		return nil, fmt.Errorf("discord bot: api_url %q %s", api, err)
+		return nil, fmt.Errorf("discord bot: api_url %s %s", shownURL(api), err)
 	}
 	to, _ := url.Parse(strings.TrimRight(api, "/") + "/")
 	d := &Discord{auth: "Bot " + token, from: from, to: to, timeout: o.Timeout, client: o.HTTPClient, redact: newRedactor(token)}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -98,3 +99,19 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.cause }
+
+// shownURL is how an error quotes a configured URL: quoted, with its password hidden. A value
+// with user info that does not parse is not shown at all.
+func shownURL(raw string) string {
+	if !strings.Contains(raw, "@") {
+		return strconv.Quote(raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || !strings.Contains(raw, "://") {
+		return "(not shown: it may hold a password)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return strconv.Quote(u.String())
+}

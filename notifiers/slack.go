@@ -132,7 +132,7 @@ func NewSlack(o SlackOptions) (*Slack, error) {
 			api = slackDefaultAPIURL
 		}
 		if err := checkHTTPURL(api); err != nil {
-			return nil, fmt.Errorf("slack: api_url %q %s", api, err)
+			return nil, fmt.Errorf("slack: api_url %s %s", shownURL(api), err)
 		}
 		s.api = strings.TrimRight(api, "/") + "/"
 	}

@@ -26,7 +26,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	set, err := templates.Load(cfg.Templates.Dir)
+	set, err := loadTemplates(cfg)
 	if err != nil {
 		return err
 	}

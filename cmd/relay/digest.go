@@ -137,7 +137,7 @@ func cmdDigest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer store.Close()
-	set, err := templates.Load(cfg.Templates.Dir)
+	set, err := loadTemplates(cfg)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,8 @@ func TestRun(t *testing.T) {
 	whenFails := write("whenfails.toml", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nname = \"r\"\nnotify = [\"console\"]\n"+
 		"when = 'input.num_outputs >= 2'\n")
 	badTemplate := write("badtmpl.toml", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nname = \"r\"\nnotify = [\"console\"]\ntemplate = \"nosuchset\"\n")
+	noTemplates := write("notemplates.toml", "[templates]\ndir = \""+filepath.ToSlash(filepath.Join(dir, "none"))+"\"\n")
+	noStoreDir := write("nostoredir.toml", "[store]\nurl = \""+filepath.ToSlash(filepath.Join(dir, "none", "relay.db"))+"\"\n")
 	cases := []struct {
 		name     string
 		args     []string
@@ -58,6 +60,10 @@ func TestRun(t *testing.T) {
 			stderr: []string{"deliveries takes no arguments"}},
 		{name: "check a missing template set", args: []string{"check", "--config", badTemplate}, code: 1,
 			stderr: []string{"rules[0].template", `"nosuchset"`}, noStdout: true},
+		{name: "check a missing template directory names file and key", args: []string{"check", "--config", noTemplates}, code: 1,
+			stderr: []string{"notemplates.toml: templates.dir: "}, noStdout: true},
+		{name: "a store that cannot be opened names file and key", args: []string{"deliveries", "--config", noStoreDir}, code: 1,
+			stderr: []string{"nostoredir.toml: store.url: "}, noStdout: true},
 		{name: "send-test bad status", args: []string{"send-test", "--status", "done"}, code: 2, stderr: []string{`--status "done"`}},
 		{name: "deliveries bad state", args: []string{"deliveries", "--state", "lost"}, code: 2, stderr: []string{"--state must be"}},
 	}

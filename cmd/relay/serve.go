@@ -63,7 +63,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if generated {
 		log.Warn("no webhook secret configured: using a generated local secret (relay send-test uses it); set REPLICATE_WEBHOOK_SECRET to receive Replicate's webhooks")
 	}
-	set, err := templates.Load(cfg.Templates.Dir)
+	set, err := loadTemplates(cfg)
 	if err != nil {
 		return err
 	}

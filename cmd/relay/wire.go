@@ -45,16 +45,33 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// openStore opens the store the config names.
+// openStore opens the store the config names. Its errors name the config and the key.
 func openStore(ctx context.Context, cfg *config.Config) (relay.Store, error) {
+	var (
+		store relay.Store
+		err   error
+	)
 	switch cfg.Store.Driver() {
 	case "sqlite":
-		return sqlite.Open(ctx, cfg.Store.Path())
+		store, err = sqlite.Open(ctx, cfg.Store.Path())
 	case "postgres":
-		return postgres.Open(ctx, cfg.Store.URL)
+		store, err = postgres.Open(ctx, cfg.Store.URL)
 	default:
-		return nil, fmt.Errorf("%s: store.url: driver %q is not supported", cfg.Source, cfg.Store.Driver())
+		err = fmt.Errorf("driver %q is not supported", cfg.Store.Driver())
 	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: store.url: %w", cfg.Source, err)
+	}
+	return store, nil
+}
+
+// loadTemplates loads the templates the config names. Its errors name the config and the key.
+func loadTemplates(cfg *config.Config) (*templates.Set, error) {
+	set, err := templates.Load(cfg.Templates.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: templates.dir: %w", cfg.Source, err)
+	}
+	return set, nil
 }
 
 // webhookSecrets returns the configured secrets or, when there are none, the store's generated

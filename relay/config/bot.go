@@ -85,9 +85,9 @@ func (l *loader) checkBot(p path, c *Config) {
 	for key, u := range map[string]string{"api_url": b.APIURL, "replicate_api_url": b.ReplicateAPIURL} {
 		switch {
 		case u != "" && !isHTTPURL(u):
-			l.fail(p.add(key), "not an absolute http(s) URL: %q", u)
+			l.fail(p.add(key), "not an absolute http(s) URL: %s", shownURL(u))
 		case strings.ContainsAny(u, "?#"):
-			l.fail(p.add(key), "must not have a query or fragment: %q", u)
+			l.fail(p.add(key), "must not have a query or fragment: %s", shownURL(u))
 		}
 	}
 	if problem := routeProblem(b.Path); problem != "" {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -412,6 +413,19 @@ func flatten(targets ...any) any {
 		out.Field(i).Set(v)
 	}
 	return out.Interface()
+}
+
+// shownURL is how an error quotes a URL that is not itself a secret: quoted, with its
+// passwords hidden (redactURL). A value with user info that does not parse as a URL is not
+// shown at all, since the password in it could not be found to hide.
+func shownURL(s string) string {
+	if !strings.Contains(s, "@") {
+		return strconv.Quote(s)
+	}
+	if u, err := url.Parse(s); err != nil || u.Opaque != "" || !strings.Contains(s, "://") {
+		return "(not shown: it may hold a password)"
+	}
+	return strconv.Quote(redactURL(s))
 }
 
 // redactURL hides the passwords of a URL that has them: "postgres://u:pw@host/db" becomes

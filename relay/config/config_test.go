@@ -1105,6 +1105,55 @@ cc = ["lead@example.com"]
 	}
 }
 
+// TestURLErrorsHidePasswords checks that an error about a URL that is not itself a secret
+// (an API base behind a proxy, say) never shows a password in it, whether the URL parses or not.
+func TestURLErrorsHidePasswords(t *testing.T) {
+	const pw = "SECRETVALUE"
+	key := strings.Repeat("ab", 32)
+	doc := `
+[server]
+public_url = "https://admin:` + pw + `%zz@relay.example.com"
+[notifiers.s]
+type = "slack"
+token = "t"
+channel = "#a"
+api_url = "ftp://proxy:` + pw + `@proxy.example.com/api/"
+[notifiers.d]
+type = "discord"
+webhook_url = "https://discord.com/api/webhooks/1/x"
+avatar_url = "ftp://u:` + pw + `@x"
+[notifiers.db]
+type = "discord"
+bot_token = "t"
+channel_id = "1234"
+api_url = "https://proxy:` + pw + `@proxy.example.com/api?x=1 "
+[bot]
+app_id = "123"
+public_key = "` + key + `"
+bot_token = "t"
+replicate_token = "r"
+api_url = "ftp://u:` + pw + `@x/"
+replicate_api_url = "https://u:` + pw + `@x/?q=1"
+[[rules]]
+name = "r"
+notify = ["s"]
+`
+	_, err := Parse("config.toml", []byte(doc), env())
+	if err == nil {
+		t.Fatal("no error for six bad URLs")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, pw) {
+		t.Fatalf("an error shows a password:\n%s", msg)
+	}
+	for _, want := range []string{"server.public_url", "notifiers.s.api_url", "notifiers.d.avatar_url",
+		"notifiers.db.api_url", "bot.api_url", "bot.replicate_api_url", "proxy:xxxxx@proxy.example.com"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the errors do not name %s:\n%s", want, msg)
+		}
+	}
+}
+
 func TestBot(t *testing.T) {
 	key := strings.Repeat("ab", 32)
 	vars := []string{"DISCORD_APP_ID", "123456789012345678", "DISCORD_PUBLIC_KEY", key, "DISCORD_BOT_TOKEN", "bot-token",

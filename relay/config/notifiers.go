@@ -174,7 +174,7 @@ func (s *Slack) check(l *loader, p path) {
 		l.fail(p.add("token"), "contains white space; check the variable it comes from (the value is a secret and is not shown)")
 	}
 	if s.APIURL != "" && !isHTTPURL(s.APIURL) {
-		l.fail(p.add("api_url"), `not an absolute http(s) URL: %q (want one such as "https://slack.com/api/", or "" for Slack's own)`, s.APIURL)
+		l.fail(p.add("api_url"), `not an absolute http(s) URL: %s (want one such as "https://slack.com/api/", or "" for Slack's own)`, shownURL(s.APIURL))
 	}
 	if s.Timeout <= 0 {
 		l.fail(p.add("timeout"), "must be positive, got %q", s.Timeout)
@@ -222,10 +222,10 @@ func (d *Discord) check(l *loader, p path) {
 		l.fail(p.add("bot_token"), "contains white space; check the variable it comes from (the value is a secret and is not shown)")
 	}
 	if d.APIURL != "" && !isHTTPURL(d.APIURL) {
-		l.fail(p.add("api_url"), `not an absolute http(s) URL: %q (want one such as "https://discord.com/api/v10", or "" for Discord's own)`, d.APIURL)
+		l.fail(p.add("api_url"), `not an absolute http(s) URL: %s (want one such as "https://discord.com/api/v10", or "" for Discord's own)`, shownURL(d.APIURL))
 	}
 	if d.AvatarURL != "" && !isHTTPURL(d.AvatarURL) {
-		l.fail(p.add("avatar_url"), "not an absolute http(s) URL: %q", d.AvatarURL)
+		l.fail(p.add("avatar_url"), "not an absolute http(s) URL: %s", shownURL(d.AvatarURL))
 	}
 	if d.Timeout <= 0 {
 		l.fail(p.add("timeout"), "must be positive, got %q", d.Timeout)

@@ -50,7 +50,7 @@ func (l *loader) checkServer(p path, s Server) {
 		l.fail(p.add("max_body"), `must be more than 0, got %s (the default is "10MiB")`, s.MaxBody)
 	}
 	if s.PublicURL != "" && !isHTTPURL(s.PublicURL) {
-		l.fail(p.add("public_url"), `not an absolute http(s) URL: %q (want one such as "https://relay.example.com")`, redactURL(s.PublicURL))
+		l.fail(p.add("public_url"), `not an absolute http(s) URL: %s (want one such as "https://relay.example.com")`, shownURL(s.PublicURL))
 	}
 	l.positive(p.add("read_timeout"), s.ReadTimeout)
 	l.positive(p.add("shutdown_timeout"), s.ShutdownTimeout)
