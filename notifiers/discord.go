@@ -378,7 +378,7 @@ func parseDiscordError(b []byte) discordError {
 // Discord's JSON.
 func (d *Discord) reason(got discordResponse, e discordError) string {
 	if !e.ok {
-		return cleanLine(d.redact.text(cleanSnippet(got.body[:min(len(got.body), maxCaptureBody)], got.header.Get("Content-Type"))), maxErrorBody)
+		return cleanLine(d.redact.text(cleanSnippet(got.body[:min(len(got.body), maxCaptureBody)])), maxErrorBody)
 	}
 	msg := e.Message
 	if e.Code != 0 {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -88,7 +87,7 @@ func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		head := make([]byte, maxCaptureBody)
 		n, _ := io.ReadFull(resp.Body, head)
 		head = head[:n]
-		got.snippet = cleanSnippet(head, resp.Header.Get("Content-Type"))
+		got.snippet = cleanSnippet(head)
 		resp.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(head), resp.Body), Closer: resp.Body}
 	}
 	if got.reason == "" {
@@ -114,9 +113,11 @@ type replayBody struct {
 }
 
 // cleanSnippet turns the start of an error body into one short printable line. HTML pages (what
-// Slack's load balancers send with a 5xx) say nothing useful and are dropped.
-func cleanSnippet(b []byte, contentType string) string {
-	if mt, _, err := mime.ParseMediaType(contentType); err == nil && mt == "text/html" {
+// Slack's load balancers send with a 5xx) say nothing useful and are dropped. Which is an HTML
+// page is read from the body, not its Content-Type: Slack's incoming webhooks label their short
+// error codes ("invalid_blocks") text/html too, and the relay acts on those codes.
+func cleanSnippet(b []byte) string {
+	if t := bytes.TrimLeftFunc(b, unicode.IsSpace); len(t) > 0 && t[0] == '<' {
 		return ""
 	}
 	// A cut made at maxCaptureBody may split the last rune: drop the fragment.

@@ -836,13 +836,14 @@ func nextAmp(s string, i int) int {
 
 func TestCleanSnippet(t *testing.T) {
 	tests := []struct {
-		name, body, contentType, want string
+		name, body, want string
 	}{
-		{"code", "invalid_blocks", "text/plain", "invalid_blocks"},
-		{"whitespace", "  invalid_payload\r\n\tmore  ", "", "invalid_payload more"},
-		{"html", "<html>oops</html>", "text/html; charset=utf-8", ""},
-		{"cut rune", strings.Repeat("é", 200)[:255], "", strings.Repeat("é", 127)},
-		{"long", strings.Repeat("x", 2000), "", strings.Repeat("x", maxCaptureBody)},
+		{"code", "invalid_blocks", "invalid_blocks"},
+		{"whitespace", "  invalid_payload\r\n\tmore  ", "invalid_payload more"},
+		{"html", "<html>oops</html>", ""},
+		{"html after white space", "\r\n  <!DOCTYPE html><html>502</html>", ""},
+		{"cut rune", strings.Repeat("é", 200)[:255], strings.Repeat("é", 127)},
+		{"long", strings.Repeat("x", 2000), strings.Repeat("x", maxCaptureBody)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -850,7 +851,7 @@ func TestCleanSnippet(t *testing.T) {
 			if len(b) > maxCaptureBody {
 				b = b[:maxCaptureBody]
 			}
-			if got := cleanSnippet(b, tt.contentType); got != tt.want {
+			if got := cleanSnippet(b); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})

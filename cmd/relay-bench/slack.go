@@ -87,7 +87,7 @@ func (s *slackStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // writeSlackText answers as the incoming webhook does: plain text, an error code or "ok".
 func writeSlackText(w http.ResponseWriter, status int, text string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Type", "text/html") // as Slack labels its webhook answers
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, text)
 }

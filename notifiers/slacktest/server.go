@@ -458,7 +458,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f Failure, api bo
 	}
 	if f.Body != "" {
 		if w.Header().Get("Content-Type") == "" {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Content-Type", "text/html") // Slack's label, whatever the body
 		}
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, f.Body)
@@ -601,8 +601,10 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || strings.TrimSpace(string(raw)) == "null"
 }
 
+// writeText answers with a short code as the whole body, labelled text/html as Slack labels
+// its incoming webhooks' answers, "ok" and error codes alike.
 func writeText(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Type", "text/html")
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
 }
