@@ -35,9 +35,18 @@ func (p *pacer) reserve(now time.Time) time.Duration {
 	defer p.mu.Unlock()
 	tokens, wait := p.due(now)
 	if p.interval != 0 {
-		p.tokens, p.last = tokens-1, now
+		// The tokens were counted at the end of a pause, if any (see due).
+		p.tokens, p.last = tokens-1, p.start(now)
 	}
 	return wait
+}
+
+// start is when a message reserved at now could go at the earliest: now, or the end of a pause.
+func (p *pacer) start(now time.Time) time.Time {
+	if now.Before(p.pausedUntil) {
+		return p.pausedUntil
+	}
+	return now
 }
 
 // peek says how long reserve, called now, would ask to wait, and takes nothing.
@@ -48,21 +57,22 @@ func (p *pacer) peek(now time.Time) time.Duration {
 	return wait
 }
 
-// due returns the tokens in the bucket at now and how long a message would wait for one (and
-// for the end of a pause). It changes nothing.
+// due returns the tokens in the bucket when a message reserved at now could go (at the end of a
+// pause, if paused) and how long it would wait. Tokens are counted from the end of a pause, so
+// that the messages held back by a 429 resume at the destination's rate rather than all at once
+// when it ends. It changes nothing.
 func (p *pacer) due(now time.Time) (tokens float64, wait time.Duration) {
-	if now.Before(p.pausedUntil) {
-		wait = p.pausedUntil.Sub(now)
-	}
+	start := p.start(now)
+	wait = start.Sub(now)
 	if p.interval == 0 {
 		return 0, wait
 	}
 	tokens = p.tokens
 	if !p.last.IsZero() {
-		tokens = min(p.burst, tokens+float64(now.Sub(p.last))/float64(p.interval))
+		tokens = min(p.burst, tokens+float64(max(start.Sub(p.last), 0))/float64(p.interval))
 	}
 	if tokens < 1 {
-		wait = max(wait, time.Duration((1-tokens)*float64(p.interval)))
+		wait += time.Duration((1 - tokens) * float64(p.interval))
 	}
 	return tokens, wait
 }

@@ -71,6 +71,27 @@ func TestPacer(t *testing.T) {
 			t.Fatalf("peek on an unlimited pacer: %v", w)
 		}
 	})
+	t.Run("messages held back by a pause resume at the rate, not all at once", func(t *testing.T) {
+		p := newPacer(1, 1)
+		p.pause(t0.Add(3 * time.Second))
+		for i, want := range []time.Duration{3 * time.Second, 4 * time.Second, 5 * time.Second, 6 * time.Second} {
+			if w := p.reserve(t0); w != want {
+				t.Fatalf("message %d held by the pause waits %v, want %v", i, w, want)
+			}
+		}
+		// Later on, the bucket refills from the last slot given out, as before.
+		if w := p.reserve(t0.Add(20 * time.Second)); w != 0 {
+			t.Fatalf("long after the pause waits %v", w)
+		}
+		// With a burst, the burst goes at the end of the pause, then one per interval.
+		p = newPacer(2, 2)
+		p.pause(t0.Add(time.Second))
+		for i, want := range []time.Duration{time.Second, time.Second, 1500 * time.Millisecond} {
+			if w := p.reserve(t0); w != want {
+				t.Fatalf("burst message %d waits %v, want %v", i, w, want)
+			}
+		}
+	})
 	t.Run("pause holds everything back, even unlimited", func(t *testing.T) {
 		p := newPacer(0, 0)
 		if w := p.reserve(t0); w != 0 {
