@@ -302,6 +302,9 @@ func PendingLaunchID(interactionID string) string { return "interaction:" + inte
 // ErrNoLaunch is wrapped by the error of Store.Launch for a prediction no launch was recorded for.
 var ErrNoLaunch = errors.New("relay: no launch recorded for this prediction")
 
+// ErrLaunchExists is wrapped by the error of Store.AddLaunch for an id already recorded.
+var ErrLaunchExists = errors.New("relay: a launch is already recorded under this id")
+
 // DigestSubject is the subject of the message of a digest's period that ends at end: what its
 // deliveries list as SubjectID, unique per period.
 func DigestSubject(digest string, end time.Time) string {
@@ -377,6 +380,10 @@ type Store interface {
 	// SaveLaunch records a launch durably. Recording the same PredictionID again replaces the
 	// record (a retried save after an unclear failure).
 	SaveLaunch(ctx context.Context, l Launch) error
+	// AddLaunch records a launch durably unless one is recorded under its PredictionID already;
+	// then it changes nothing and returns an error wrapping ErrLaunchExists. Whichever process
+	// gets there first wins, so that one interaction launches at most one prediction.
+	AddLaunch(ctx context.Context, l Launch) error
 	// Launch returns the launch recorded for a prediction, or an error wrapping ErrNoLaunch.
 	Launch(ctx context.Context, predictionID string) (Launch, error)
 	// EnsureSetting stores value under key unless the key is already set, and returns the

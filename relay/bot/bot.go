@@ -156,8 +156,15 @@ func (b *Bot) Predict(ctx context.Context, in *discordbot.Interaction) *discordg
 		// Recorded first, under the interaction's id, which the webhooks carry: if the answer
 		// to the create is lost, the prediction may still run, and its result still finds its
 		// way back here.
-		if err := b.cfg.Store.SaveLaunch(ctx, l); err != nil {
+		// Added only if absent: an interaction posted again (a captured one replayed while its
+		// signature is still fresh, to another replica or after a restart, where the handler's
+		// memory of answered interactions does not reach) launches nothing.
+		if err := b.cfg.Store.AddLaunch(ctx, l); err != nil {
 			b.forget(user, in.ChannelID)
+			if errors.Is(err, relay.ErrLaunchExists) {
+				b.cfg.Log.Warn("bot: interaction already answered; nothing started", "interaction", in.ID, "user", user)
+				return discordbot.Ephemeral("Not started: this command was already answered.")
+			}
 			b.cfg.Log.Error("bot: launch not recorded; nothing started", "interaction", in.ID, "err", err)
 			return discordbot.Ephemeral("Not started: the relay could not record the prediction; please try again.")
 		}
@@ -182,16 +189,24 @@ func (b *Bot) Predict(ctx context.Context, in *discordbot.Interaction) *discordg
 		return discordbot.Ephemeral("Not started: " + userError(err))
 	}
 	l.PredictionID = p.ID
-	if err := b.cfg.Store.SaveLaunch(context.WithoutCancel(ctx), l); err != nil {
-		// Without the record its result could not come back: stop it rather than let it run
-		// for nobody.
-		b.cfg.Log.Error("bot: launch not recorded; canceling the prediction", "prediction", p.ID, "err", err)
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, cerr := b.cfg.Replicate.CancelPrediction(cctx, p.ID); cerr != nil {
-			b.cfg.Log.Error("bot: canceling the unrecorded prediction failed", "prediction", p.ID, "err", cerr)
+	if in.ID == "" {
+		// Nothing recorded yet: without the record its result could not come back, so it is
+		// stopped rather than left to run for nobody.
+		if err := b.cfg.Store.SaveLaunch(context.WithoutCancel(ctx), l); err != nil {
+			b.cfg.Log.Error("bot: launch not recorded; canceling the prediction", "prediction", p.ID, "err", err)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, cerr := b.cfg.Replicate.CancelPrediction(cctx, p.ID); cerr != nil {
+				b.cfg.Log.Error("bot: canceling the unrecorded prediction failed", "prediction", p.ID, "err", cerr)
+			}
+			return discordbot.Ephemeral("Not started: the relay could not record the prediction; please try again.")
 		}
-		return discordbot.Ephemeral("Not started: the relay could not record the prediction; please try again.")
+	} else if err := b.cfg.Store.SaveLaunch(ctx, l); err != nil {
+		// The record under the interaction's id already brings the result back, and lets
+		// /cancel find the prediction (see launchOf): this one only saves them a lookup, so
+		// it is not worth answering late for (ctx ends at Discord's deadline).
+		b.cfg.Log.Warn("bot: launch not recorded under the prediction's id; its interaction's record stands in",
+			"prediction", p.ID, "interaction", in.ID, "err", err)
 	}
 	b.cfg.Log.Info("bot: prediction started", "prediction", p.ID, "model", model, "user", user, "channel", in.ChannelID)
 	prompt, _ := args.Input[discordbot.OptionPrompt].(string)
@@ -229,7 +244,7 @@ func (b *Bot) Cancel(ctx context.Context, in *discordbot.Interaction) *discordgo
 	if err != nil {
 		return discordbot.Ephemeral(err.Error())
 	}
-	l, err := b.cfg.Store.Launch(ctx, id)
+	l, err := b.launchOf(ctx, id)
 	switch {
 	case errors.Is(err, relay.ErrNoLaunch):
 		return discordbot.Ephemeral(fmt.Sprintf("%s was not started with /predict here, so it cannot be canceled here.", code(id)))
@@ -246,6 +261,29 @@ func (b *Bot) Cancel(ctx context.Context, in *discordbot.Interaction) *discordgo
 	}
 	b.cfg.Log.Info("bot: prediction canceled", "prediction", id, "by", in.UserID())
 	return discordbot.Ephemeral(fmt.Sprintf("%s %s is %s.", emoji(p.Status), code(id), bold(string(p.Status))))
+}
+
+// launchOf finds the launch of a prediction: recorded under its id or, when the answer to its
+// create was lost or its record under its id could not be saved, under the interaction whose
+// id its webhook URL carries (what Replicate echoes back of the create).
+func (b *Bot) launchOf(ctx context.Context, id string) (relay.Launch, error) {
+	l, err := b.cfg.Store.Launch(ctx, id)
+	if !errors.Is(err, relay.ErrNoLaunch) {
+		return l, err
+	}
+	p, perr := b.cfg.Replicate.GetPrediction(ctx, id)
+	if perr != nil {
+		return l, err
+	}
+	hook, perr := url.Parse(p.Webhook)
+	if perr != nil || p.Webhook == "" {
+		return l, err
+	}
+	interaction := hook.Query().Get(relay.LaunchMetaKey)
+	if interaction == "" {
+		return l, err
+	}
+	return b.cfg.Store.Launch(ctx, relay.PendingLaunchID(interaction))
 }
 
 // Autocomplete offers the allowed models matching what was typed.

@@ -2,6 +2,8 @@ package bot_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/mlrelay/relay/relay"
 	"github.com/mlrelay/relay/relay/bot"
 	"github.com/mlrelay/relay/relay/discordbot"
+	"github.com/mlrelay/relay/relay/replicate"
 	"github.com/mlrelay/relay/relay/replicate/api"
 	"github.com/mlrelay/relay/relay/replicate/replicatetest"
 	"github.com/mlrelay/relay/relay/sqlite"
@@ -25,6 +28,7 @@ type fixture struct {
 	store relay.Store
 	rep   *replicatetest.Server
 	now   time.Time
+	n     int // interactions made, for their ids
 }
 
 func newFixture(t *testing.T, mutate func(*bot.Config)) *fixture {
@@ -56,13 +60,15 @@ func newFixture(t *testing.T, mutate func(*bot.Config)) *fixture {
 }
 
 // command is an interaction of name from user in channel c1, with string options.
+// command makes an interaction, each with an id of its own (i1, i2, ...), as Discord does.
 func (f *fixture) command(name, user string, roles []string, opts map[string]string) *discordbot.Interaction {
+	f.n++
 	data := discordgo.ApplicationCommandInteractionData{Name: name}
 	for k, v := range opts {
 		data.Options = append(data.Options, &discordgo.ApplicationCommandInteractionDataOption{Name: k, Type: discordgo.ApplicationCommandOptionString, Value: v})
 	}
 	return &discordbot.Interaction{Interaction: &discordgo.Interaction{
-		ID: "i1", AppID: "100", Type: discordgo.InteractionApplicationCommand, Data: data, GuildID: "g1", ChannelID: "c1",
+		ID: fmt.Sprintf("i%d", f.n), AppID: "100", Type: discordgo.InteractionApplicationCommand, Data: data, GuildID: "g1", ChannelID: "c1",
 		Member: &discordgo.Member{User: &discordgo.User{ID: user}, Roles: roles}, Token: "interaction-token-" + user,
 	}, Received: f.now}
 }
@@ -191,12 +197,12 @@ func TestCancelAndStatus(t *testing.T) {
 		t.Errorf("cancel by another user: %q", msg)
 	}
 	msg, _ = text(f.bot.Cancel(ctx, f.command("cancel", "u3", []string{"900"}, map[string]string{"id": id})))
-	if !strings.Contains(msg, "canceled") {
+	if !strings.Contains(msg, "is **canceled**") {
 		t.Errorf("cancel by an admin: %q", msg)
 	}
 	f.bot.Predict(ctx, f.command("predict", "u1", nil, map[string]string{"prompt": "y"}))
 	id2 := f.rep.Creates()[1].PredictionID
-	if msg, _ := text(f.bot.Cancel(ctx, f.command("cancel", "u1", nil, map[string]string{"id": id2}))); !strings.Contains(msg, "canceled") {
+	if msg, _ := text(f.bot.Cancel(ctx, f.command("cancel", "u1", nil, map[string]string{"id": id2}))); !strings.Contains(msg, "is **canceled**") {
 		t.Errorf("cancel by the launcher: %q", msg)
 	}
 	if msg, _ := text(f.bot.Cancel(ctx, f.command("cancel", "u1", nil, map[string]string{"id": "zzzz"}))); !strings.Contains(msg, "not started with /predict here") {
@@ -239,5 +245,77 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		if _, err := bot.New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestPredictReplayedInteractionLaunchesOnce posts the same interaction twice to the bot, as a
+// replica that never saw it, or the relay after a restart, would get a captured one replayed:
+// one prediction, and the replay costs the user no slot.
+func TestPredictReplayedInteractionLaunchesOnce(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	in := f.command("predict", "u1", nil, map[string]string{"prompt": "x"})
+	if msg, eph := text(f.bot.Predict(ctx, in)); eph || !strings.Contains(msg, "Started") {
+		t.Fatalf("first: %q", msg)
+	}
+	if msg, eph := text(f.bot.Predict(ctx, in)); !eph || !strings.Contains(msg, "already answered") {
+		t.Fatalf("replayed: %q (ephemeral %v)", msg, eph)
+	}
+	if n := len(f.rep.Creates()); n != 1 {
+		t.Fatalf("%d predictions created, want 1", n)
+	}
+	// The limit is 2 a minute: the replay took none of it.
+	if msg, eph := text(f.bot.Predict(ctx, f.command("predict", "u1", nil, map[string]string{"prompt": "y"}))); eph {
+		t.Fatalf("second launch refused: %q", msg)
+	}
+}
+
+// failSaveStore fails SaveLaunch, the record under a prediction's id made after its create.
+type failSaveStore struct{ relay.Store }
+
+func (failSaveStore) SaveLaunch(context.Context, relay.Launch) error {
+	return errors.New("database is locked")
+}
+
+// TestPredictWithoutRecordUnderPredictionID checks that a launch whose record under the
+// prediction's id fails is still answered as started, not canceled: its record under the
+// interaction brings the result back, and lets /cancel find it.
+func TestPredictWithoutRecordUnderPredictionID(t *testing.T) {
+	f := newFixture(t, func(c *bot.Config) { c.Store = failSaveStore{c.Store} })
+	ctx := context.Background()
+	if msg, eph := text(f.bot.Predict(ctx, f.command("predict", "u1", nil, map[string]string{"prompt": "x"}))); eph || !strings.Contains(msg, "Started") {
+		t.Fatalf("answer %q", msg)
+	}
+	id := f.rep.Creates()[0].PredictionID
+	if p, ok := f.rep.Prediction(id); !ok || p.Status == replicate.Canceled {
+		t.Fatalf("prediction %s: %+v", id, p)
+	}
+	if msg, _ := text(f.bot.Cancel(ctx, f.command("cancel", "u2", nil, map[string]string{"id": id}))); !strings.Contains(msg, "Only <@u1>") {
+		t.Errorf("cancel by another user: %q", msg)
+	}
+	if msg, _ := text(f.bot.Cancel(ctx, f.command("cancel", "u1", nil, map[string]string{"id": id}))); !strings.Contains(msg, "is **canceled**") {
+		t.Errorf("cancel by the launcher: %q", msg)
+	}
+}
+
+// TestCancelAfterUnclearCreate cancels a prediction whose create was carried out but whose
+// answer was lost: only its interaction's record knows who launched it.
+func TestCancelAfterUnclearCreate(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	f.rep.FailNext(1, replicatetest.Failure{Op: replicatetest.OpCreate, AnswerLost: true, Delay: 50 * time.Millisecond})
+	if msg, _ := text(f.bot.Predict(ctx, f.command("predict", "u1", nil, map[string]string{"prompt": "x"}))); !strings.Contains(msg, "no clear answer") {
+		t.Fatalf("answer %q", msg)
+	}
+	id := f.rep.Creates()[0].PredictionID
+	if id == "" {
+		t.Fatal("the stand-in made no prediction")
+	}
+	if msg, _ := text(f.bot.Cancel(ctx, f.command("cancel", "u1", nil, map[string]string{"id": id}))); !strings.Contains(msg, "is **canceled**") {
+		t.Errorf("cancel by the launcher: %q", msg)
+	}
+	// A prediction this relay did not launch is still refused.
+	if msg, _ := text(f.bot.Cancel(ctx, f.command("cancel", "u1", nil, map[string]string{"id": "zzzzzzzzzzzzzzzzzzzzzzzzzz"}))); !strings.Contains(msg, "was not started with /predict here") {
+		t.Errorf("cancel of a stranger's prediction: %q", msg)
 	}
 }

@@ -15,6 +15,7 @@ var launchTests = []struct {
 	fn   func(t *testing.T, s relay.Store)
 }{
 	{"LaunchSaveAndFind", testLaunchSaveAndFind},
+	{"LaunchAddOnce", testLaunchAddOnce},
 	{"LaunchPrune", testLaunchPrune},
 }
 
@@ -52,6 +53,27 @@ func testLaunchSaveAndFind(t *testing.T, s relay.Store) {
 	}
 	if err := s.SaveLaunch(ctx, relay.Launch{}); err == nil {
 		t.Error("a launch without a prediction id was saved")
+	}
+}
+
+// testLaunchAddOnce checks that AddLaunch records an id once: a second add (a replayed
+// interaction, on this process or another) changes nothing and says so.
+func testLaunchAddOnce(t *testing.T, s relay.Store) {
+	ctx := context.Background()
+	l := launch(relay.PendingLaunchID("900"), 0)
+	if err := s.AddLaunch(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	again := l
+	again.UserID, again.Token = "31", "tok-replayed"
+	if err := s.AddLaunch(ctx, again); !errors.Is(err, relay.ErrLaunchExists) {
+		t.Fatalf("adding the same id again: %v, want ErrLaunchExists", err)
+	}
+	if got, err := s.Launch(ctx, l.PredictionID); err != nil || got.UserID != "30" || got.Token != l.Token {
+		t.Fatalf("after a second add: %+v, %v; want the first record", got, err)
+	}
+	if err := s.AddLaunch(ctx, relay.Launch{}); err == nil || errors.Is(err, relay.ErrLaunchExists) {
+		t.Errorf("a launch without a prediction id: %v, want another error", err)
 	}
 }
 
