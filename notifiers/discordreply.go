@@ -130,6 +130,12 @@ func (r *DiscordReply) edit(ctx context.Context, l relay.Launch, p discordMessag
 	d := *r.d
 	d.redact = newRedactor(strings.TrimPrefix(d.auth, "Bot "), l.Token)
 	content := truncateDiscord(strings.TrimSpace(mention+" "+p.Content), discordMaxContent)
+	// An edit whose answer was lost (a timeout, a proxy's 5xx) may have been applied, and doing
+	// it again would attach its files a second time: Discord adds uploads to those the message
+	// has. An original that already reads as this edit would make it was edited.
+	if id, ok := r.alreadyEdited(ctx, l, content); ok {
+		return id, http.StatusOK, nil
+	}
 	edit := &discordgo.WebhookEdit{Content: &content, Embeds: &p.Embeds, AllowedMentions: replyMentions(l.UserID), Files: p.discordFiles()}
 	sent, err := sess.WebhookMessageEdit(r.appID, l.Token, "@original", edit, requestOptions(ctx)...)
 	got := tr.result()
@@ -140,6 +146,20 @@ func (r *DiscordReply) edit(ctx context.Context, l relay.Launch, p discordMessag
 		return "", got.status, nil
 	}
 	return sent.ID, got.status, nil
+}
+
+// alreadyEdited reports whether the original reply already has content, and its id. Any failure
+// to read it says no: the edit then goes ahead and meets the same failure itself.
+func (r *DiscordReply) alreadyEdited(ctx context.Context, l relay.Launch, content string) (string, bool) {
+	sess, _, err := r.d.session()
+	if err != nil {
+		return "", false
+	}
+	msg, err := sess.WebhookMessage(r.appID, l.Token, "@original", requestOptions(ctx)...)
+	if err != nil || msg == nil || msg.Content != content {
+		return "", false
+	}
+	return msg.ID, true
 }
 
 // post sends the result as a new channel message that mentions the user.
