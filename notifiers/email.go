@@ -456,7 +456,7 @@ func (e *Email) send(ctx context.Context, msg *mail.Msg) error {
 			return err
 		}
 	}
-	if err := c.Mail(e.from.Address); err != nil {
+	if err := c.Mail(envelopeAddress(e.from.Address)); err != nil {
 		return e.sessionError(ctx, "MAIL FROM", err)
 	}
 	if err := e.recipients(ctx, c); err != nil {
@@ -475,6 +475,13 @@ func (e *Email) send(ctx context.Context, msg *mail.Msg) error {
 	// The message is the server's now; a failed QUIT changes nothing.
 	_ = c.Quit()
 	return nil
+}
+
+// envelopeAddress is an address as MAIL FROM and RCPT TO carry it, in angle brackets (RFC 5321:
+// "MAIL FROM:<relay@example.com>"). go-mail's smtp client writes what it is given as it is, and
+// strict servers (Gmail among them) refuse a bare address with 555.
+func envelopeAddress(addr string) string {
+	return (&netmail.Address{Address: addr}).String()
 }
 
 // dial connects to the server, in TLS from the start with tls "tls".
@@ -517,7 +524,7 @@ func (e *Email) recipients(ctx context.Context, c *gosmtp.Client) error {
 	var first, firstTemp error
 	rejected := 0
 	for _, r := range e.rcpts {
-		err := c.Rcpt(r)
+		err := c.Rcpt(envelopeAddress(r))
 		if err == nil {
 			continue
 		}

@@ -1,12 +1,14 @@
 package notifiers
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"net"
 	"net/textproto"
 	"net/url"
@@ -762,6 +764,90 @@ func TestEmailInlinesImagesShownByURL(t *testing.T) {
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("HTML body lacks %s:\n%s", want, body)
+		}
+	}
+}
+
+// TestEmailEnvelopeInAngleBrackets talks to a strict SMTP server, which refuses MAIL FROM and
+// RCPT TO without the angle brackets RFC 5321 requires, as Gmail does (555 5.5.2), and checks
+// the commands as they were written on the wire.
+func TestEmailEnvelopeInAngleBrackets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	commands := make(chan []string, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		var seen []string
+		defer func() { commands <- seen }()
+		r := bufio.NewReader(conn)
+		reply := func(s string) { _, _ = io.WriteString(conn, s+"\r\n") }
+		reply("220 strict.example ESMTP")
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimRight(line, "\r\n")
+			seen = append(seen, line)
+			verb := strings.ToUpper(line)
+			switch {
+			case strings.HasPrefix(verb, "EHLO"), strings.HasPrefix(verb, "HELO"):
+				reply("250-strict.example\r\n250 8BITMIME")
+			case strings.HasPrefix(verb, "MAIL FROM:"), strings.HasPrefix(verb, "RCPT TO:"):
+				_, arg, _ := strings.Cut(line, ":")
+				if !strings.HasPrefix(arg, "<") {
+					reply("555 5.5.2 Syntax error")
+					continue
+				}
+				reply("250 2.1.0 OK")
+			case verb == "DATA":
+				reply("354 Go ahead")
+				for {
+					l, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if l == ".\r\n" {
+						break
+					}
+				}
+				reply("250 2.0.0 Queued")
+			case verb == "QUIT":
+				reply("221 2.0.0 Bye")
+				return
+			default:
+				reply("250 OK")
+			}
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	e := newEmail(t, EmailOptions{Host: "127.0.0.1", Port: port, TLS: EmailNoTLS, From: "Relay <relay@example.com>",
+		To: []string{"alice@example.com"}, Cc: []string{"Bob <bob@example.com>"}})
+	if _, err := e.Notify(context.Background(), emailMessage()); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	seen := <-commands
+	var envelope []string
+	for _, c := range seen {
+		if strings.HasPrefix(c, "MAIL") || strings.HasPrefix(c, "RCPT") {
+			envelope = append(envelope, c)
+		}
+	}
+	want := []string{"MAIL FROM:<relay@example.com>", "RCPT TO:<alice@example.com>", "RCPT TO:<bob@example.com>"}
+	if len(envelope) != len(want) {
+		t.Fatalf("envelope commands %q, want %q", envelope, want)
+	}
+	for i := range want {
+		if !strings.HasPrefix(envelope[i], want[i]) {
+			t.Errorf("command %d is %q, want %q", i, envelope[i], want[i])
 		}
 	}
 }
