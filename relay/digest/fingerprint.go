@@ -26,7 +26,8 @@ const maxToken = 80
 // <n>; <size> total)".
 //
 // Numbers inside words are kept ("float16", "sha256", "resnet50"), as are apostrophes inside
-// words ("can't"), so that different errors stay apart. Control characters count as spaces,
+// words ("can't"), so that different errors stay apart; numbers joined by a single letter to
+// a number before them are not ("1024x768", "1h30m", the "09" of "2025-11-22T09:14:03Z"). Control characters count as spaces,
 // white space is collapsed, a word longer than 80 characters becomes <blob>, and the result is
 // cut at a word to at most MaxFingerprint characters (ending with " …" when cut). Fingerprint
 // is idempotent: a fingerprint is its own fingerprint.
@@ -81,10 +82,17 @@ var (
 	// extension ("out/x.png", "a/b/c"; not "acme/sdxl").
 	relPath = regexp.MustCompile(`^[\w.-]+(?:/[\w.-]+){2,}$|^[\w.-]+/[\w-]+\.[A-Za-z0-9]{1,5}$`)
 	// The patterns within a word, in the order they are replaced.
-	uuidRE   = regexp.MustCompile(`\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b`)
-	hex0xRE  = regexp.MustCompile(`\b0[xX][0-9a-fA-F]+\b`)
-	hexRE    = regexp.MustCompile(`\b[0-9a-fA-F]{8,}\b`)
-	idRE     = regexp.MustCompile(`\b[A-Za-z0-9]{12,}\b`)
+	uuidRE  = regexp.MustCompile(`\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b`)
+	hex0xRE = regexp.MustCompile(`\b0[xX][0-9a-fA-F]+\b`)
+	hexRE   = regexp.MustCompile(`\b[0-9a-fA-F]{8,}\b`)
+	// idRE is a run of letters and digits, bounded by anything else: "_" and "-" too, so that
+	// "req_8f3k2l9d0s1a2b3c" keeps its prefix and loses its id.
+	idRE = regexp.MustCompile(`[A-Za-z0-9]{12,}`)
+	// joinedRE is numbers joined by single letters, starting a word or after punctuation:
+	// "22T09" in a timestamp, "1024x768", "1h30m15s". (A word's own digits, "float16",
+	// "A0000000A0", follow letters.)
+	joinedRE = regexp.MustCompile(`(?:^|[^A-Za-z0-9_])[0-9]+(?:\.[0-9]+)?(?:[A-Za-z][0-9]+(?:\.[0-9]+)?)+`)
+	digitsRE = regexp.MustCompile(`[0-9]+(?:\.[0-9]+)?`)
 	numberRE = regexp.MustCompile(`\b[0-9]+(?:\.[0-9]+)*`)
 	// sizeRE is a number and a unit of bytes, after numbers are replaced.
 	sizeRE = regexp.MustCompile(`<n> ?(?:[KMGTP]i?B|[kKMGTP]B|B|bytes)\b`)
@@ -126,6 +134,7 @@ func normWord(w string) string {
 		}
 		return m
 	})
+	w = joinedRE.ReplaceAllStringFunc(w, func(m string) string { return digitsRE.ReplaceAllString(m, "<n>") })
 	return numberRE.ReplaceAllString(w, "<n>")
 }
 

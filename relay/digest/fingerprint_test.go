@@ -24,6 +24,9 @@ func TestFingerprint(t *testing.T) {
 		{"invalid input acme/sdxl", "invalid input acme/sdxl"},
 		{"  many\t\tspaces\nand lines\x00 ", "many spaces and lines"},
 		{"C:\\Users\\me\\x.txt missing", "<path> missing"},
+		{"failed at 2025-11-22T09:14:03.5Z: worker lost", "failed at <n>-<n>-<n>T<n>:<n>:<n>Z: worker lost"},
+		{"image 1024x768 too large after 1h30m15s", "image <n>x<n> too large after <n>h<n>m<n>s"},
+		{"request req_8f3k2l9d0s1a2b3c failed on x86_64", "request req_<id> failed on x86_64"},
 		{"", ""},
 	}
 	for _, tt := range tests {
@@ -47,6 +50,10 @@ func TestFingerprintGroups(t *testing.T) {
 			"Downloading https://example.com/other.jpg failed: 500"},
 		{"ValueError: 'cat' is not a valid scheduler", `ValueError: "dog" is not a valid scheduler`},
 		{"NSFW content detected.", "NSFW  content\tdetected. "},
+		{"Prediction failed at 2025-11-22T09:14:03Z: worker lost", "Prediction failed at 2025-12-01T23:59:59Z: worker lost"},
+		{"request req_8f3k2l9d0s1a2b3c failed", "request req_1a2b3c4d5e6f7g8h failed"},
+		{"image 1024x768 too large", "image 2048x1536 too large"},
+		{"timeout after 1h30m", "timeout after 2h15m"},
 	}
 	for _, p := range same {
 		if a, b := Fingerprint(p[0]), Fingerprint(p[1]); a != b {

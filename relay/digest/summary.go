@@ -164,13 +164,23 @@ func Build(name string, from, to time.Time, items []Item, maxItems int) *Summary
 	s.FailedModels = len(byModel)
 	s.Models, s.MoreModels, s.MoreModelFailures = listModels(byModel, maxItems)
 
-	slices.SortFunc(trainings, func(a, b Item) int {
-		return cmp.Or(a.When().Compare(b.When()), cmp.Compare(a.ID, b.ID))
-	})
+	inOrder := func(a, b Item) int { return cmp.Or(a.When().Compare(b.When()), cmp.Compare(a.ID, b.ID)) }
 	if len(trainings) > maxItems {
+		// The failed ones are what a failure digest is for: they are listed first, then the
+		// oldest of the rest, all shown in order of time.
+		slices.SortFunc(trainings, func(a, b Item) int {
+			if a.Failed() != b.Failed() {
+				if a.Failed() {
+					return -1
+				}
+				return 1
+			}
+			return inOrder(a, b)
+		})
 		s.MoreTrainings = len(trainings) - maxItems
 		trainings = trainings[:maxItems]
 	}
+	slices.SortFunc(trainings, inOrder)
 	s.Trainings = trainings
 	return s
 }

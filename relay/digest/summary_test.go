@@ -219,6 +219,28 @@ func pickModel(rng *rand.Rand) int {
 
 // TestBuildFairShares checks that the groups are dealt out in turns: one model with many
 // different errors does not crowd out the others.
+// TestBuildListsFailedTrainingsFirst cuts a list of trainings where the failed one came last:
+// it must still be listed, not left among "1 more".
+func TestBuildListsFailedTrainingsFirst(t *testing.T) {
+	var items []Item
+	for i := range 20 {
+		items = append(items, run(relay.KindTraining, fmt.Sprintf("ok%02d", i), replicate.Succeeded, "team/trainer", "", i, 100))
+	}
+	items = append(items, run(relay.KindTraining, "bad", replicate.Failed, "team/trainer", "loss is NaN", 30, 100))
+	s := Build("daily", periodFrom, periodTo, items, 20)
+	if s.FailedTrainings != 1 || len(s.Trainings) != 20 || s.MoreTrainings != 1 {
+		t.Fatalf("FailedTrainings %d, %d listed, %d more", s.FailedTrainings, len(s.Trainings), s.MoreTrainings)
+	}
+	if last := s.Trainings[len(s.Trainings)-1]; last.ID != "bad" {
+		t.Errorf("the failed training is not listed (last listed: %s)", last.ID)
+	}
+	for i := 1; i < len(s.Trainings); i++ {
+		if s.Trainings[i].When().Before(s.Trainings[i-1].When()) {
+			t.Errorf("trainings out of order: %s after %s", s.Trainings[i].ID, s.Trainings[i-1].ID)
+		}
+	}
+}
+
 func TestBuildFairShares(t *testing.T) {
 	var items []Item
 	for i := range 10 {
