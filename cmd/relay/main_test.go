@@ -27,6 +27,14 @@ func TestRun(t *testing.T) {
 	whenFails := write("whenfails.toml", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nname = \"r\"\nnotify = [\"console\"]\n"+
 		"when = 'input.num_outputs >= 2'\n")
 	badTemplate := write("badtmpl.toml", "[notifiers.console]\ntype = \"console\"\n[[rules]]\nname = \"r\"\nnotify = [\"console\"]\ntemplate = \"nosuchset\"\n")
+	// A bot template that only fails when rendered: check must render it, not only find it.
+	if err := os.MkdirAll(filepath.Join(dir, "tpl"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join("tpl", "bot.tmpl"), `{{define "botset.discord.title"}}{{.Modle}}{{end}}`)
+	badBotTemplate := write("badbot.toml", "[server]\npublic_url = \"https://relay.example.com\"\n[templates]\ndir = \""+
+		filepath.ToSlash(filepath.Join(dir, "tpl"))+"\"\n[bot]\napp_id = \"123456789012345678\"\npublic_key = \""+strings.Repeat("ab", 32)+
+		"\"\nbot_token = \"t\"\nreplicate_token = \"r\"\nmodels = [\"a/b\"]\ntemplate = \"botset\"\n")
 	noTemplates := write("notemplates.toml", "[templates]\ndir = \""+filepath.ToSlash(filepath.Join(dir, "none"))+"\"\n")
 	noStoreDir := write("nostoredir.toml", "[store]\nurl = \""+filepath.ToSlash(filepath.Join(dir, "none", "relay.db"))+"\"\n")
 	cases := []struct {
@@ -60,6 +68,8 @@ func TestRun(t *testing.T) {
 			stderr: []string{"deliveries takes no arguments"}},
 		{name: "check a missing template set", args: []string{"check", "--config", badTemplate}, code: 1,
 			stderr: []string{"rules[0].template", `"nosuchset"`}, noStdout: true},
+		{name: "check renders the bot's template", args: []string{"check", "--config", badBotTemplate}, code: 1,
+			stderr: []string{"badbot.toml: bot.template: sample prediction", "Modle"}, noStdout: true},
 		{name: "check a missing template directory names file and key", args: []string{"check", "--config", noTemplates}, code: 1,
 			stderr: []string{"notemplates.toml: templates.dir: "}, noStdout: true},
 		{name: "a store that cannot be opened names file and key", args: []string{"deliveries", "--config", noStoreDir}, code: 1,

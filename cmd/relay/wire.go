@@ -236,7 +236,7 @@ func newNotifier(n *config.Notifier, stdout io.Writer, log *slog.Logger) (relay.
 	return nil, fmt.Errorf("unknown notifier type %q", n.Type)
 }
 
-// checkTemplates makes sure every rule's template set renders for each of its notifiers'
+// checkTemplates makes sure every rule's template set (and the bot's) renders for each of its notifiers'
 // targets, against every sample event; it returns one error per failure.
 func checkTemplates(cfg *config.Config, set *templates.Set, samples []*relay.Event) []error {
 	var errs []error
@@ -257,6 +257,17 @@ func checkTemplates(cfg *config.Config, set *templates.Set, samples []*relay.Eve
 				if _, err := set.Render(rule.Template, t, ev); err != nil {
 					errs = append(errs, fmt.Errorf("%s: rules[%d] (%s) → %s: sample %s %s: %w", cfg.Source, i, rule.Name, name, ev.Kind, ev.Status, err))
 				}
+			}
+		}
+	}
+	// The bot's results are predictions, rendered for Discord with its own template set.
+	if cfg.Bot.Enabled() && set.Has(cfg.Bot.Template, "discord") {
+		for _, ev := range samples {
+			if ev.Kind != relay.KindPrediction {
+				continue
+			}
+			if _, err := set.Render(cfg.Bot.Template, "discord", ev); err != nil {
+				errs = append(errs, fmt.Errorf("%s: bot.template: sample %s %s: %w", cfg.Source, ev.Kind, ev.Status, err))
 			}
 		}
 	}
