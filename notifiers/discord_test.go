@@ -101,6 +101,7 @@ func TestNewDiscord(t *testing.T) {
 		{name: "API URL with user info", opts: DiscordOptions{BotToken: "t", ChannelID: "1", APIURL: "https://relay:s3cr3t@proxy.example/api/v10"}, wantErr: `"https://relay:xxxxx@proxy.example/api/v10" must have no query and no user info`},
 		{name: "API URL not http with user info", opts: DiscordOptions{BotToken: "t", ChannelID: "1", APIURL: "ftp://relay:s3cr3t@proxy.example/"}, wantErr: "api_url"},
 		{name: "API URL unparsable with user info", opts: DiscordOptions{BotToken: "t", ChannelID: "1", APIURL: "https://relay:s3cr3t%zz@proxy.example/"}, wantErr: "not shown"},
+		{name: "API URL with a password parameter", opts: DiscordOptions{BotToken: "t", ChannelID: "1", APIURL: "https://proxy.example/api?password=s3cr3t"}, wantErr: "password=xxxxx"},
 		{name: "avatar with user info", opts: DiscordOptions{WebhookURL: hook, AvatarURL: "ftp://u:s3cr3t@x/a.png"}, wantErr: "avatar_url"},
 		{name: "negative timeout", opts: DiscordOptions{WebhookURL: hook, Timeout: -time.Second}, wantErr: "negative"},
 	}

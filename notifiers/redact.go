@@ -100,18 +100,30 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.cause }
 
-// shownURL is how an error quotes a configured URL: quoted, with its password hidden. A value
-// with user info that does not parse is not shown at all.
+// shownURL is how an error quotes a configured URL: quoted, with its passwords hidden (in the
+// user info, or a query parameter named like one). A value that might hold one and does not
+// parse is not shown at all.
 func shownURL(raw string) string {
-	if !strings.Contains(raw, "@") {
-		return strconv.Quote(raw)
-	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Opaque != "" || !strings.Contains(raw, "://") {
-		return "(not shown: it may hold a password)"
+		if strings.Contains(raw, "@") || strings.Contains(strings.ToLower(raw), "password") {
+			return "(not shown: it may hold a password)"
+		}
+		return strconv.Quote(raw)
 	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	if q := u.Query(); len(q) > 0 {
+		hidden := false
+		for k := range q {
+			if strings.Contains(strings.ToLower(k), "password") {
+				q[k], hidden = []string{"xxxxx"}, true
+			}
+		}
+		if hidden {
+			u.RawQuery = q.Encode()
+		}
 	}
 	return strconv.Quote(u.String())
 }

@@ -258,6 +258,7 @@ func TestPredictReplayedInteractionLaunchesOnce(t *testing.T) {
 	if msg, eph := text(f.bot.Predict(ctx, in)); eph || !strings.Contains(msg, "Started") {
 		t.Fatalf("first: %q", msg)
 	}
+	f.now = f.now.Add(time.Second) // a replay comes later
 	if msg, eph := text(f.bot.Predict(ctx, in)); !eph || !strings.Contains(msg, "already answered") {
 		t.Fatalf("replayed: %q (ephemeral %v)", msg, eph)
 	}

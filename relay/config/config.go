@@ -419,13 +419,17 @@ func flatten(targets ...any) any {
 // passwords hidden (redactURL). A value with user info that does not parse as a URL is not
 // shown at all, since the password in it could not be found to hide.
 func shownURL(s string) string {
-	if !strings.Contains(s, "@") {
-		return strconv.Quote(s)
+	if r := redactURL(s); r != s {
+		return strconv.Quote(r)
 	}
-	if u, err := url.Parse(s); err != nil || u.Opaque != "" || !strings.Contains(s, "://") {
+	// Nothing was found to hide: either there is none, or the value does not parse as a URL and
+	// a password in it could not be found.
+	u, err := url.Parse(s)
+	unread := err != nil || u.Opaque != "" || !strings.Contains(s, "://")
+	if unread && (strings.Contains(s, "@") || strings.Contains(strings.ToLower(s), "password")) {
 		return "(not shown: it may hold a password)"
 	}
-	return strconv.Quote(redactURL(s))
+	return strconv.Quote(s)
 }
 
 // redactURL hides the passwords of a URL that has them: "postgres://u:pw@host/db" becomes

@@ -1146,6 +1146,13 @@ notify = ["s"]
 	if strings.Contains(msg, pw) {
 		t.Fatalf("an error shows a password:\n%s", msg)
 	}
+	// A password as a query parameter, in a URL that parses and in one that does not.
+	for _, u := range []string{"ftp://relay.example.com/hooks?password=" + pw, "ftp://relay.example.com/%zz?password=" + pw} {
+		_, err := Parse("config.toml", []byte("[server]\npublic_url = \""+u+"\"\n"), env())
+		if err == nil || strings.Contains(err.Error(), pw) || !strings.Contains(err.Error(), "server.public_url") {
+			t.Errorf("public_url %q: %v", u, err)
+		}
+	}
 	for _, want := range []string{"server.public_url", "notifiers.s.api_url", "notifiers.d.avatar_url",
 		"notifiers.db.api_url", "bot.api_url", "bot.replicate_api_url", "proxy:xxxxx@proxy.example.com"} {
 		if !strings.Contains(msg, want) {

@@ -217,8 +217,6 @@ func pickModel(rng *rand.Rand) int {
 	return 29
 }
 
-// TestBuildFairShares checks that the groups are dealt out in turns: one model with many
-// different errors does not crowd out the others.
 // TestBuildListsFailedTrainingsFirst cuts a list of trainings where the failed one came last:
 // it must still be listed, not left among "1 more".
 func TestBuildListsFailedTrainingsFirst(t *testing.T) {
@@ -241,6 +239,8 @@ func TestBuildListsFailedTrainingsFirst(t *testing.T) {
 	}
 }
 
+// TestBuildFairShares checks that the groups are dealt out in turns: one model with many
+// different errors does not crowd out the others.
 func TestBuildFairShares(t *testing.T) {
 	var items []Item
 	for i := range 10 {

@@ -69,6 +69,16 @@ func testLaunchAddOnce(t *testing.T, s relay.Store) {
 	if err := s.AddLaunch(ctx, again); !errors.Is(err, relay.ErrLaunchExists) {
 		t.Fatalf("adding the same id again: %v, want ErrLaunchExists", err)
 	}
+	// The same interaction replayed later (same token, another time) is refused too.
+	replay := l
+	replay.CreatedAt = l.CreatedAt.Add(time.Second)
+	if err := s.AddLaunch(ctx, replay); !errors.Is(err, relay.ErrLaunchExists) {
+		t.Fatalf("a replay of the interaction: %v, want ErrLaunchExists", err)
+	}
+	// The very same launch written again (an attempt whose answer was lost) is not a replay.
+	if err := s.AddLaunch(ctx, l); err != nil {
+		t.Fatalf("the same launch added again: %v, want success", err)
+	}
 	if got, err := s.Launch(ctx, l.PredictionID); err != nil || got.UserID != "30" || got.Token != l.Token {
 		t.Fatalf("after a second add: %+v, %v; want the first record", got, err)
 	}
