@@ -407,13 +407,21 @@ func valueText(v any) string {
 	return strings.TrimSuffix(buf.String(), "\n")
 }
 
+// isOutputFile reports whether an output string is a file, shown among the files rather than
+// as text: a URL with nothing around it, as relay.Event.Files counts one. (" https://…", a
+// token of a language model's streamed output, is text.)
+func isOutputFile(s string) bool {
+	_, ok := safeURL(s)
+	return ok && s == strings.TrimSpace(s)
+}
+
 // outputText is the output as text; see Data.Output.
 func outputText(v any) string {
 	switch v := v.(type) {
 	case nil:
 		return ""
 	case string:
-		if _, ok := safeURL(v); ok {
+		if isOutputFile(v) {
 			return ""
 		}
 		return v
@@ -425,7 +433,7 @@ func outputText(v any) string {
 			if !ok {
 				return valueText(v)
 			}
-			if _, ok := safeURL(s); ok {
+			if isOutputFile(s) {
 				files++
 			}
 			b.WriteString(s)

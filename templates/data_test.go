@@ -68,3 +68,30 @@ func TestValueText(t *testing.T) {
 func newData(ev *relay.Event, t *target) *Data {
 	return newEventValues(ev).data(t)
 }
+
+// TestOutputTextAgreesWithFiles checks that an output string is either text or one of the
+// event's files, never both nor neither: a streamed token holding a URL (" https://…") is text.
+func TestOutputTextAgreesWithFiles(t *testing.T) {
+	for _, tc := range []struct {
+		output any
+		text   string
+		files  int
+	}{
+		{[]any{"Here", " is", " https://x.example/a", " done"}, "Here is https://x.example/a done", 0},
+		{" https://x.example/a.png", " https://x.example/a.png", 0},
+		{"https://x.example/a.png", "", 1},
+		{[]any{"https://x.example/a.png", "https://x.example/b.png"}, "", 2},
+	} {
+		raw, err := json.Marshal(tc.output)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &relay.Event{Prediction: replicate.Prediction{ID: "p1", Status: replicate.Succeeded, Output: raw}}
+		if got := outputText(tc.output); got != tc.text {
+			t.Errorf("outputText(%q) = %q, want %q", tc.output, got, tc.text)
+		}
+		if got := len(ev.Files()); got != tc.files {
+			t.Errorf("Files of %q: %d, want %d", tc.output, got, tc.files)
+		}
+	}
+}

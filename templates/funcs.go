@@ -22,9 +22,9 @@ import (
 // duration and plural replaced, plus these. Arguments shown as TEXT accept strings and anything
 // else (numbers, the raw event's values), rendered as text.
 //
-// Parts a target's destination shows as plain text (Discord's embed title and footer, an email's
-// subject and plain-text alternative) are rendered with the text target's functions, Discord's
-// also neutralising mentions; "email" below means its HTML body and context.
+// Parts a target's destination shows as plain text (Discord's embed footer, an email's subject
+// and plain-text alternative) are rendered with the text target's functions, Discord's also
+// neutralising mentions; "email" below means its HTML body and context.
 //
 //   - escape TEXT: TEXT escaped for the current target (Slack: mrkdwn; Discord: markdown; text:
 //     escape sequences and control characters removed; email: control characters removed, the

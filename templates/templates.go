@@ -9,8 +9,9 @@
 // S.text.title and S.text.body on two lines (both made safe for T), then to T's own title and
 // body.
 //
-// Parts are rendered as their destination shows them. Discord's embed title and footer show no
-// markdown, so the discord title and context see plain text (with mentions neutralised); the
+// Parts are rendered as their destination shows them. Discord's embed footer shows no markdown,
+// so the discord context sees plain text (with mentions neutralised), while its title, which
+// Discord renders as markdown, is escaped as the body is; the
 // email body and context are HTML, rendered with html/template from a second parse of the same
 // files, while its title (the subject, one line) and text (the plain alternative) are plain.
 package templates
@@ -29,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"text/template"
+	"text/template/parse"
 
 	"github.com/mlrelay/relay/relay"
 )
@@ -116,6 +118,9 @@ func Load(dir string) (*Set, error) {
 			return nil, parseError(src, err)
 		}
 	}
+	if err := checkEmptyDefines(root, user); err != nil {
+		return nil, err
+	}
 
 	s := &Set{base: root, byView: map[*target]*template.Template{}, html: map[*target]*htmltemplate.Template{},
 		paths: map[string]string{}, files: map[string]string{}}
@@ -198,6 +203,28 @@ func (s *Set) parseHTML(t *target, srcs []source) (*htmltemplate.Template, error
 }
 
 // parseError rewrites text/template's "template: NAME:LINE: reason" as "PATH:LINE: reason".
+// checkEmptyDefines refuses a {{define}} of the user's with nothing in it (or only a comment)
+// that would replace one of another file: Go's templates keep the one defined first rather
+// than replace it with an empty one, so the override would be silently ignored.
+func checkEmptyDefines(root *template.Template, user []source) error {
+	for _, src := range user {
+		probe, err := template.New(src.name).Funcs(funcMap(targets["text"])).Parse(string(src.body))
+		if err != nil {
+			return parseError(src, err)
+		}
+		for _, t := range probe.Templates() {
+			if t.Name() == src.name || t.Tree == nil || !parse.IsEmptyTree(t.Tree.Root) {
+				continue
+			}
+			if kept := root.Lookup(t.Name()); kept != nil && kept.Tree != nil && !parse.IsEmptyTree(kept.Tree.Root) {
+				return fmt.Errorf(`%s: {{define %q}} is empty, and Go templates ignore an empty define of a name already defined: write {{define %q}}{{""}}{{end}} to make it render nothing`,
+					src.path, t.Name(), t.Name())
+			}
+		}
+	}
+	return nil
+}
+
 func parseError(src source, err error) error {
 	msg := err.Error()
 	if rest, ok := strings.CutPrefix(msg, "template: "+src.name+":"); ok {
@@ -364,8 +391,8 @@ func (r *rendering) view(v *target) any {
 // fallbackText renders the Text part: S.T.text, else S.text.text, else S.text.title and
 // S.text.body, else the target's own title and body. Plain text rendered for another target is
 // passed through that target's plain escaper: Slack reads its fallback text as mrkdwn, where a
-// plain "<!channel>" would notify a whole channel. A title rendered as plain text (Discord's) is
-// escaped likewise, and an HTML body (email's) read as text.
+// plain "<!channel>" would notify a whole channel. A title rendered as plain text is escaped
+// likewise, and an HTML body (email's) read as text.
 func (r *rendering) fallbackText(set string, t *target, m relay.Message) (string, error) {
 	if name := set + "." + t.name + ".text"; r.s.defined(name) {
 		return r.exec(t.view("text"), name)

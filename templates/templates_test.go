@@ -194,6 +194,9 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"env.tmpl:1:", `function "env" not defined`}},
 		{"syntax error replacing the defaults", map[string]string{"default.tmpl": "{{end}}"},
 			[]string{"default.tmpl:1:", "unexpected {{end}}"}},
+		// Go's templates would keep the default rather than the empty override.
+		{"empty override of a default", map[string]string{"mine.tmpl": `{{define "default.slack.context"}}{{/* none */}}{{end}}`},
+			[]string{"mine.tmpl: ", `{{define "default.slack.context"}} is empty`, `{{""}}`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
