@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -87,11 +88,13 @@ func (f *Fetcher) Fetch(ctx context.Context, urls []string) ([]relay.Attachment,
 		files []relay.Attachment
 		errs  []error
 	)
-	for i, u := range urls {
-		if i >= f.maxFiles {
-			errs = append(errs, fmt.Errorf("%s: not attached: at most %d files per message", u, f.maxFiles))
-			continue
-		}
+	if extra := len(urls) - f.maxFiles; extra > 0 {
+		// One error for the lot: an output may list any number of URLs, and each would be a
+		// line of the caller's log.
+		errs = append(errs, fmt.Errorf("%d more files not attached: at most %d files per message", extra, f.maxFiles))
+		urls = urls[:f.maxFiles]
+	}
+	for _, u := range urls {
 		a, err := f.fetch(ctx, u)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", u, err))
@@ -110,9 +113,18 @@ func (f *Fetcher) allowed(u *url.URL) error {
 		return fmt.Errorf("%w: URL with user information", ErrNotAllowed)
 	}
 	host := strings.ToLower(u.Hostname())
+	// An IP address matches only itself. Anything else must be a plain host name: a bracketed
+	// address with a zone ("[::1%25a.cdn.example]") ends in an allowed suffix and connects to
+	// ::1.
+	ip := net.ParseIP(host) != nil
+	if !ip && strings.IndexFunc(host, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_')
+	}) >= 0 {
+		return fmt.Errorf("%w: host %q is not a plain host name", ErrNotAllowed, host)
+	}
 	for _, h := range f.hosts {
 		h = strings.ToLower(h)
-		if host == h || (strings.HasPrefix(h, ".") && strings.HasSuffix(host, h)) {
+		if host == h || (!ip && strings.HasPrefix(h, ".") && strings.HasSuffix(host, h)) {
 			return nil
 		}
 	}

@@ -134,8 +134,8 @@ func TestFetchRedirectWithinAllowList(t *testing.T) {
 func TestFetchCountLimitKeepsTheRestAsLinks(t *testing.T) {
 	srv := newFiles(t)
 	u := srv.URL + "/pbxt/out-0.png"
-	got, errs := srv.fetcher(Options{MaxFiles: 2}).Fetch(context.Background(), []string{u, u, u})
-	if len(got) != 2 || len(errs) != 1 || !strings.Contains(errs[0].Error(), "at most 2 files") {
+	got, errs := srv.fetcher(Options{MaxFiles: 2}).Fetch(context.Background(), []string{u, u, u, u, u})
+	if len(got) != 2 || len(errs) != 1 || !strings.Contains(errs[0].Error(), "3 more files not attached: at most 2 files") {
 		t.Fatalf("got %d files, errors %v", len(got), errs)
 	}
 }
@@ -161,6 +161,10 @@ func TestAllowList(t *testing.T) {
 		"https://replicate.delivery.evil/a.png": false,
 		"http://replicate.delivery/a.png":       false,
 		"ftp://replicate.delivery/a.png":        false,
+		// A zone ends in the allowed suffix and still connects to ::1 (or 127.0.0.1).
+		"https://[::1%25a.cdn.example]/a.png":              false,
+		"https://[::ffff:127.0.0.1%25a.cdn.example]/a.png": false,
+		"https://[::1]/a.png":                              false,
 	} {
 		uu, _ := url.Parse(u)
 		if got := f.allowed(uu) == nil; got != want {
