@@ -16,6 +16,9 @@ import (
 // Verifier checks a webhook's signature headers against its raw body.
 type Verifier interface {
 	Verify(h http.Header, body []byte) error
+	// CheckHeaders fails as Verify would for reasons the body plays no part in (a missing
+	// header, a stale timestamp), so that the body need not be read.
+	CheckHeaders(h http.Header) error
 }
 
 // Receiver is the HTTP handler for Replicate webhooks. It answers 2xx only once the
@@ -64,6 +67,13 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := rc.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	// A request without the webhook headers, or with a stale timestamp, is refused before its
+	// body (up to MaxBody) is read into memory.
+	if err := rc.Verifier.CheckHeaders(r.Header); err != nil {
+		log.Warn("webhook rejected", "reason", err.Error(), "remote", r.RemoteAddr)
+		writeJSONError(w, http.StatusUnauthorized, err.Error())
+		return
 	}
 	limit := rc.MaxBody
 	if limit <= 0 {

@@ -3,6 +3,8 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -252,6 +254,41 @@ func TestReceiverReadsEachHookURL(t *testing.T) {
 		}
 		if d.Kind != wantKind || d.Meta["team"] != "vision" || d.Meta["run"] != wantRun || len(d.Meta) != 2+len(wantRun) {
 			t.Errorf("%s: kind %s, meta %v", d.MessageID, d.Kind, d.Meta)
+		}
+	}
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestReceiverRefusesBeforeReadingTheBody checks that a request without the webhook headers,
+// or with a stale timestamp, is refused without its body being read: anyone can send 10 MiB.
+func TestReceiverRefusesBeforeReadingTheBody(t *testing.T) {
+	v, rule := sampleVerifierAndRule(t)
+	rc := &relay.Receiver{Verifier: v, Rules: []*relay.CompiledRule{rule}, Committer: relay.NewCommitter(openStore(t), 0, nil),
+		Logger: slog.New(slog.DiscardHandler)}
+	big := strings.Repeat(`{"id":"p1"}`, 1<<20)
+	stale, err := replicate.SignHeaders(replicate.SampleSecret, "msg_1", time.Now().Add(-time.Hour), []byte(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range map[string]http.Header{"no headers": {}, "stale timestamp": stale} {
+		body := &countingReader{r: strings.NewReader(big)}
+		req := httptest.NewRequest(http.MethodPost, "/hooks/replicate", body)
+		req.Header = h
+		w := httptest.NewRecorder()
+		rc.ServeHTTP(w, req)
+		if w.Code != http.StatusUnauthorized || body.n != 0 {
+			t.Errorf("%s: %d after reading %d bytes, want 401 before reading any", name, w.Code, body.n)
 		}
 	}
 }

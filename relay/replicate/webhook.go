@@ -159,24 +159,57 @@ func (v *Verifier) newState() *verifyState {
 // one of the secrets. Entries of another version and malformed entries are skipped. Errors
 // wrap ErrMissingHeaders, ErrBadTimestamp, ErrStaleTimestamp or ErrNoSignatureMatch.
 func (v *Verifier) Verify(h http.Header, body []byte) error {
-	id := header(h, canonicalID, HeaderID)
-	tsText := header(h, canonicalTimestamp, HeaderTimestamp)
-	sigs := h[canonicalSignature]
+	id, tsText, sigs, err := v.checkHeaders(h)
+	if err != nil {
+		return err
+	}
+	if len(v.keys) == 0 {
+		return fmt.Errorf("%w: verifier has no secrets", ErrNoSignatureMatch)
+	}
+	s, _ := v.states.Get().(*verifyState)
+	if s == nil {
+		s = v.newState()
+	}
+	ok := v.match(s, id, tsText, sigs, body)
+	if cap(s.prefix) > maxPooledPrefix {
+		// A huge webhook-id is not worth keeping memory for.
+		s.prefix = make([]byte, 0, prefixGuess)
+	}
+	v.states.Put(s)
+	if !ok {
+		return ErrNoSignatureMatch
+	}
+	return nil
+}
+
+// CheckHeaders is Verify without the body: it fails as Verify would when a header is missing or
+// the timestamp is malformed or out of tolerance, so that such a request can be refused before
+// its body is read.
+func (v *Verifier) CheckHeaders(h http.Header) error {
+	_, _, _, err := v.checkHeaders(h)
+	return err
+}
+
+// checkHeaders reads and checks the headers Verify needs besides the signatures' values.
+func (v *Verifier) checkHeaders(h http.Header) (id, tsText string, sigs []string, err error) {
+	id = header(h, canonicalID, HeaderID)
+	tsText = header(h, canonicalTimestamp, HeaderTimestamp)
+	sigs = h[canonicalSignature]
 	if len(sigs) == 0 {
 		sigs = h[HeaderSignature]
 	}
 	switch {
 	case id == "":
-		return fmt.Errorf("%w: no %s", ErrMissingHeaders, HeaderID)
+		return "", "", nil, fmt.Errorf("%w: no %s", ErrMissingHeaders, HeaderID)
 	case tsText == "":
-		return fmt.Errorf("%w: no %s", ErrMissingHeaders, HeaderTimestamp)
+		return "", "", nil, fmt.Errorf("%w: no %s", ErrMissingHeaders, HeaderTimestamp)
 	case !anyNonEmpty(sigs):
-		return fmt.Errorf("%w: no %s", ErrMissingHeaders, HeaderSignature)
+		return "", "", nil, fmt.Errorf("%w: no %s", ErrMissingHeaders, HeaderSignature)
 	}
 
 	ts, ok := parseTimestamp(tsText)
 	if !ok {
-		return fmt.Errorf("%w: want Unix seconds, got %d characters", ErrBadTimestamp, len(tsText))
+		return "", "", nil, fmt.Errorf("%w: want Unix seconds, got %d characters", ErrBadTimestamp, len(tsText))
 	}
 	now := time.Now
 	if v.Now != nil {
@@ -189,30 +222,13 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 	tol := uint64(v.tolerance / time.Second)
 	switch {
 	case ts < nowUnix && uint64(nowUnix)-uint64(ts) > tol:
-		return fmt.Errorf("%w: %s old, tolerance %s",
+		return "", "", nil, fmt.Errorf("%w: %s old, tolerance %s",
 			ErrStaleTimestamp, seconds(uint64(nowUnix)-uint64(ts)), v.tolerance)
 	case ts > nowUnix && uint64(ts)-uint64(nowUnix) > tol:
-		return fmt.Errorf("%w: %s in the future, tolerance %s",
+		return "", "", nil, fmt.Errorf("%w: %s in the future, tolerance %s",
 			ErrStaleTimestamp, seconds(uint64(ts)-uint64(nowUnix)), v.tolerance)
 	}
-
-	if len(v.keys) == 0 {
-		return fmt.Errorf("%w: verifier has no secrets", ErrNoSignatureMatch)
-	}
-	s, _ := v.states.Get().(*verifyState)
-	if s == nil {
-		s = v.newState()
-	}
-	ok = v.match(s, id, tsText, sigs, body)
-	if cap(s.prefix) > maxPooledPrefix {
-		// A huge webhook-id is not worth keeping memory for.
-		s.prefix = make([]byte, 0, prefixGuess)
-	}
-	v.states.Put(s)
-	if !ok {
-		return ErrNoSignatureMatch
-	}
-	return nil
+	return id, tsText, sigs, nil
 }
 
 // match reports whether any well-formed v1 entry of the signature header lines is the signature

@@ -171,6 +171,11 @@ func (c *Client) do(ctx context.Context, k call, out any) error {
 		return fmt.Errorf("%s: Replicate's answer is larger than %d bytes", k.op, maxAnswer)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// The token is taken out of the body before anything reads it: a server that echoes
+		// it could otherwise place it in a field name, or across the cut of a long detail.
+		if c.token != "" {
+			data = bytes.ReplaceAll(data, []byte(c.token), []byte(redacted))
+		}
 		return c.redactError(newError(k, resp, data, time.Now()))
 	}
 	if out == nil {
