@@ -146,7 +146,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	// ones handed over before Run returns.
 	d.settles = make(chan settleReq, 1024)
 	settled := make(chan struct{})
-	go func() { d.settleLoop(); close(settled) }()
+	go func() { d.settleLoop(ctx.Done()); close(settled) }()
 	defer func() {
 		close(d.settles)
 		<-settled
@@ -434,7 +434,7 @@ const settleBatch = 256
 // is full, or the dispatcher stops): workers finish their sends one by one, and without the wait
 // most transactions carried one or two outcomes. The wait only delays when an outcome is
 // recorded, by far less than the part of the lease kept for it (settleMargin).
-func (d *Dispatcher) settleLoop() {
+func (d *Dispatcher) settleLoop(stopping <-chan struct{}) {
 	batch := make([]settleReq, 0, settleBatch)
 	items := make([]*Settlement, 0, settleBatch)
 	linger := time.NewTimer(time.Hour)
@@ -459,27 +459,50 @@ func (d *Dispatcher) settleLoop() {
 		for _, r := range batch {
 			items = append(items, r.s)
 		}
-		d.record(batch, items)
+		d.record(stopping, batch, items)
 		clear(batch)
 		clear(items)
 	}
 }
 
-// record commits one batch of outcomes, retrying briefly, and logs what became of each. If the
-// batch cannot be committed, each delivery is retried when its lease expires. A delivery whose
-// lease was lost belongs to another worker now, whose outcome is the one that counts.
-func (d *Dispatcher) record(batch []settleReq, items []*Settlement) {
-	var err error
-	for try := range 3 {
-		if try > 0 {
-			time.Sleep(time.Duration(try) * 200 * time.Millisecond)
+// record commits one batch of outcomes and logs what became of each. A store that fails (a
+// database restarting, a full disk) is tried again, backing off up to 2 s, for as long as the
+// batch's leases last (less a second): an outcome not recorded means a message sent again once
+// its lease expires. Past that, or after three tries once the dispatcher is stopping, it gives
+// up, and each delivery is retried when its lease expires. A delivery whose lease was lost
+// belongs to another worker now, whose outcome is the one that counts.
+func (d *Dispatcher) record(stopping <-chan struct{}, batch []settleReq, items []*Settlement) {
+	until := batch[0].dl.LeaseUntil
+	for _, r := range batch[1:] {
+		if r.dl.LeaseUntil.Before(until) {
+			until = r.dl.LeaseUntil
 		}
+	}
+	// The dispatcher's clock says how long the leases have; the waiting is done in real time.
+	giveUp := time.Now().Add(until.Sub(d.now()) - time.Second)
+	var err error
+	for try := 0; ; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err = d.store.Settle(ctx, items)
 		cancel()
 		if err == nil {
 			break
 		}
+		wait := min(time.Duration(try+1)*200*time.Millisecond, 2*time.Second)
+		stopped := false
+		select {
+		case <-stopping:
+			stopped = true
+		default:
+		}
+		if try >= 2 && (stopped || time.Now().Add(wait).After(giveUp)) {
+			break
+		}
+		if try == 0 {
+			d.log.Warn("recording delivery outcomes failed; trying again while their leases last",
+				"deliveries", len(items), "err", err)
+		}
+		time.Sleep(wait)
 	}
 	for _, r := range batch {
 		s := r.s

@@ -804,3 +804,52 @@ func TestDispatcherPacedBurstRendersEachDeliveryOnce(t *testing.T) {
 		}
 	}
 }
+
+// flakySettleStore fails Settle until a moment, as a database that restarts.
+type flakySettleStore struct {
+	relay.Store
+	until time.Time
+	fails atomic.Int64
+}
+
+func (f *flakySettleStore) Settle(ctx context.Context, b []*relay.Settlement) error {
+	if time.Now().Before(f.until) {
+		f.fails.Add(1)
+		return errors.New("connection refused")
+	}
+	return f.Store.Settle(ctx, b)
+}
+
+// TestDispatcherRecordsOutcomeAfterShortStoreOutage has the store refuse outcomes for 1.5 s
+// after a send: the outcome is recorded when it is back, within the lease, and the message is
+// not sent again when the lease expires.
+func TestDispatcherRecordsOutcomeAfterShortStoreOutage(t *testing.T) {
+	st := openStore(t)
+	flaky := &flakySettleStore{Store: st, until: time.Now().Add(time.Hour)}
+	n := &scripted{next: func(int) error {
+		flaky.until = time.Now().Add(1500 * time.Millisecond) // the outage starts with the send
+		return nil
+	}}
+	cfg := fast()
+	cfg.Lease = 6 * time.Second
+	d := relay.NewDispatcher(flaky, plainRenderer{}, map[string]*relay.Destination{"slack": {Notifier: n, Target: "text"}}, cfg, quiet)
+	enqueue(t, st, "p1", "default", "slack")
+	stop := runDispatcher(t, d)
+	defer stop()
+	start := time.Now()
+	list := waitSettled(t, st, 1)
+	if list[0].State != relay.Sent {
+		t.Fatalf("delivery is %s, want sent", list[0].State)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Errorf("recorded after %v: it waited for the lease to expire", waited)
+	}
+	if flaky.fails.Load() < 3 {
+		t.Errorf("the store failed %d times, want the outage to span several tries", flaky.fails.Load())
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.calls) != 1 {
+		t.Fatalf("%d sends, want 1", len(n.calls))
+	}
+}
