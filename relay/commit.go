@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -148,6 +149,24 @@ func (g *groupCommit[T]) loop() {
 // once its item is durable.
 type Committer struct {
 	g *groupCommit[*Ingest]
+
+	failedAt, okAt atomic.Int64 // unix nanoseconds of the last failed and successful commits
+}
+
+// failingFor is how long after a failed commit Failing reports it, unless a commit succeeds.
+// It ends by itself so that a relay taken out of a load balancer's rotation gets webhooks again
+// to find out whether the store has recovered.
+const failingFor = 10 * time.Second
+
+// Failing returns an error when the last commit failed (a full disk, a database that went
+// read-only) less than 10 s before now: a store that answers reads can still refuse every
+// webhook, and /readyz should say so.
+func (c *Committer) Failing(now time.Time) error {
+	failed := c.failedAt.Load()
+	if failed == 0 || failed < c.okAt.Load() || now.UnixNano()-failed >= int64(failingFor) {
+		return nil
+	}
+	return errors.New("storing webhooks failed " + now.Sub(time.Unix(0, failed)).Round(time.Millisecond).String() + " ago")
 }
 
 // NewCommitter starts the commit loop. maxBatch bounds a transaction's size; onCommit, if not
@@ -163,7 +182,17 @@ func NewCommitter(store Store, maxBatch int, onCommit func(created int)) *Commit
 			onCommit(created)
 		}
 	}
-	return &Committer{g: newGroupCommit(maxBatch, store.Ingest, after)}
+	c := &Committer{}
+	c.g = newGroupCommit(maxBatch, func(ctx context.Context, batch []*Ingest) error {
+		err := store.Ingest(ctx, batch)
+		if err != nil {
+			c.failedAt.Store(time.Now().UnixNano())
+		} else {
+			c.okAt.Store(time.Now().UnixNano())
+		}
+		return err
+	}, after)
+	return c
 }
 
 // Submit stores item and returns when it is durable (item.Outcome and item.Created are then

@@ -853,3 +853,34 @@ func TestDispatcherRecordsOutcomeAfterShortStoreOutage(t *testing.T) {
 		t.Fatalf("%d sends, want 1", len(n.calls))
 	}
 }
+
+// TestCommitterFailing checks what /readyz learns from the committer: a failed commit makes it
+// failing until a commit succeeds, or for 10 s without one.
+func TestCommitterFailing(t *testing.T) {
+	cs := &countingStore{Store: openStore(t)}
+	c := relay.NewCommitter(cs, 64, nil)
+	defer c.Close()
+	item := func(id string) *relay.Ingest {
+		return &relay.Ingest{MessageID: id, Kind: relay.KindPrediction, SubjectID: id, Status: replicate.Succeeded, ReceivedAt: time.Now()}
+	}
+	if err := c.Failing(time.Now()); err != nil {
+		t.Fatalf("before any commit: %v", err)
+	}
+	cs.fail.Store(true)
+	if err := c.Submit(context.Background(), item("m1")); err == nil {
+		t.Fatal("the commit did not fail")
+	}
+	if err := c.Failing(time.Now()); err == nil || !strings.Contains(err.Error(), "storing webhooks failed") {
+		t.Fatalf("after a failed commit: %v", err)
+	}
+	if err := c.Failing(time.Now().Add(11 * time.Second)); err != nil {
+		t.Fatalf("11 s later, with no commit since: %v", err)
+	}
+	cs.fail.Store(false)
+	if err := c.Submit(context.Background(), item("m2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Failing(time.Now()); err != nil {
+		t.Fatalf("after a commit succeeded: %v", err)
+	}
+}

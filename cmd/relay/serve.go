@@ -118,6 +118,12 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 			log.Warn("not ready: the store does not answer", "err", err)
 			return errors.New("the store does not answer")
 		}
+		// A store that answers reads may still refuse writes (a full disk, a database gone
+		// read-only after a failover).
+		if err := committer.Failing(time.Now()); err != nil {
+			log.Warn("not ready: the store refuses webhooks", "err", err)
+			return err
+		}
 		return nil
 	})
 	if bot != nil {
