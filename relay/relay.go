@@ -382,9 +382,9 @@ type Store interface {
 	SaveLaunch(ctx context.Context, l Launch) error
 	// AddLaunch records a launch durably unless one is recorded under its PredictionID already;
 	// then it changes nothing and returns an error wrapping ErrLaunchExists. Whichever process
-	// gets there first wins, so that one interaction launches at most one prediction. A record
-	// with the same Token and CreatedAt is this very launch, written by an attempt whose answer
-	// was lost (a store may repeat a statement after a dropped connection): that is a success.
+	// gets there first wins, so that one interaction launches at most one prediction. (A store
+	// that repeats a statement after a dropped connection may find the row its first attempt
+	// wrote: the caller tells its own launch from another by Token and CreatedAt.)
 	AddLaunch(ctx context.Context, l Launch) error
 	// Launch returns the launch recorded for a prediction, or an error wrapping ErrNoLaunch.
 	Launch(ctx context.Context, predictionID string) (Launch, error)

@@ -159,7 +159,7 @@ func (b *Bot) Predict(ctx context.Context, in *discordbot.Interaction) *discordg
 		// Added only if absent: an interaction posted again (a captured one replayed while its
 		// signature is still fresh, to another replica or after a restart, where the handler's
 		// memory of answered interactions does not reach) launches nothing.
-		if err := b.cfg.Store.AddLaunch(ctx, l); err != nil {
+		if err := b.addLaunch(ctx, l); err != nil {
 			b.forget(user, in.ChannelID)
 			if errors.Is(err, relay.ErrLaunchExists) {
 				b.cfg.Log.Warn("bot: interaction already answered; nothing started", "interaction", in.ID, "user", user)
@@ -261,6 +261,19 @@ func (b *Bot) Cancel(ctx context.Context, in *discordbot.Interaction) *discordgo
 	}
 	b.cfg.Log.Info("bot: prediction canceled", "prediction", id, "by", in.UserID())
 	return discordbot.Ephemeral(fmt.Sprintf("%s %s is %s.", emoji(p.Status), code(id), bold(string(p.Status))))
+}
+
+// addLaunch records l unless its id is recorded already. A record with l's token and creation
+// time is l itself, written by an attempt whose answer was lost (PostgreSQL's store repeats a
+// statement after a dropped connection), not a replay.
+func (b *Bot) addLaunch(ctx context.Context, l relay.Launch) error {
+	err := b.cfg.Store.AddLaunch(ctx, l)
+	if errors.Is(err, relay.ErrLaunchExists) {
+		if got, gerr := b.cfg.Store.Launch(ctx, l.PredictionID); gerr == nil && got.Token == l.Token && got.CreatedAt.Equal(l.CreatedAt) {
+			return nil
+		}
+	}
+	return err
 }
 
 // launchOf finds the launch of a prediction: recorded under its id or, when the answer to its

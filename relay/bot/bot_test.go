@@ -320,3 +320,26 @@ func TestCancelAfterUnclearCreate(t *testing.T) {
 		t.Errorf("cancel of a stranger's prediction: %q", msg)
 	}
 }
+
+// lostAnswerStore writes a launch and then answers as if a second attempt found it there, as
+// PostgreSQL's store does when the connection drops after its INSERT committed.
+type lostAnswerStore struct{ relay.Store }
+
+func (s lostAnswerStore) AddLaunch(ctx context.Context, l relay.Launch) error {
+	if err := s.Store.AddLaunch(ctx, l); err != nil {
+		return err
+	}
+	return fmt.Errorf("add launch %s: %w", l.PredictionID, relay.ErrLaunchExists)
+}
+
+// TestPredictAfterLostAnswerToItsRecord checks that a launch whose own record was written by an
+// attempt whose answer was lost is not mistaken for a replay.
+func TestPredictAfterLostAnswerToItsRecord(t *testing.T) {
+	f := newFixture(t, func(c *bot.Config) { c.Store = lostAnswerStore{c.Store} })
+	if msg, eph := text(f.bot.Predict(context.Background(), f.command("predict", "u1", nil, map[string]string{"prompt": "x"}))); eph || !strings.Contains(msg, "Started") {
+		t.Fatalf("answer %q", msg)
+	}
+	if n := len(f.rep.Creates()); n != 1 {
+		t.Fatalf("%d predictions created, want 1", n)
+	}
+}

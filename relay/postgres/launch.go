@@ -35,14 +35,10 @@ func (s *Store) SaveLaunch(ctx context.Context, l relay.Launch) error {
 // AddLaunch records a launch unless its id is recorded already; see relay.Store.
 func (s *Store) AddLaunch(ctx context.Context, l relay.Launch) error {
 	added, err := s.writeLaunch(ctx, addLaunchSQL, l)
-	if err != nil || added {
-		return err
+	if err == nil && !added {
+		err = fmt.Errorf("postgres: add launch %s: %w", l.PredictionID, relay.ErrLaunchExists)
 	}
-	// Recorded already: by this launch itself, if an attempt whose answer was lost wrote it.
-	if got, err := s.Launch(ctx, l.PredictionID); err == nil && got.Token == l.Token && got.CreatedAt.Equal(l.CreatedAt) {
-		return nil
-	}
-	return fmt.Errorf("postgres: add launch %s: %w", l.PredictionID, relay.ErrLaunchExists)
+	return err
 }
 
 // writeLaunch runs one of the launch-recording statements and reports whether it wrote a row.
