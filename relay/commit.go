@@ -5,7 +5,6 @@ import (
 	"errors"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -150,7 +149,9 @@ func (g *groupCommit[T]) loop() {
 type Committer struct {
 	g *groupCommit[*Ingest]
 
-	failedAt, okAt atomic.Int64 // unix nanoseconds of the last failed and successful commits
+	mu       sync.Mutex
+	failing  bool      // the last commit failed
+	failedAt time.Time // when, with its monotonic reading
 }
 
 // failingFor is how long after a failed commit Failing reports it, unless a commit succeeds.
@@ -162,11 +163,16 @@ const failingFor = 10 * time.Second
 // read-only) less than 10 s before now: a store that answers reads can still refuse every
 // webhook, and /readyz should say so.
 func (c *Committer) Failing(now time.Time) error {
-	failed := c.failedAt.Load()
-	if failed == 0 || failed < c.okAt.Load() || now.UnixNano()-failed >= int64(failingFor) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.failing {
 		return nil
 	}
-	return errors.New("storing webhooks failed " + now.Sub(time.Unix(0, failed)).Round(time.Millisecond).String() + " ago")
+	ago := now.Sub(c.failedAt) // monotonic when now comes from time.Now: clock steps do not count
+	if ago >= failingFor {
+		return nil
+	}
+	return errors.New("storing webhooks failed " + max(ago, 0).Round(time.Millisecond).String() + " ago")
 }
 
 // NewCommitter starts the commit loop. maxBatch bounds a transaction's size; onCommit, if not
@@ -185,11 +191,12 @@ func NewCommitter(store Store, maxBatch int, onCommit func(created int)) *Commit
 	c := &Committer{}
 	c.g = newGroupCommit(maxBatch, func(ctx context.Context, batch []*Ingest) error {
 		err := store.Ingest(ctx, batch)
+		c.mu.Lock()
+		c.failing = err != nil
 		if err != nil {
-			c.failedAt.Store(time.Now().UnixNano())
-		} else {
-			c.okAt.Store(time.Now().UnixNano())
+			c.failedAt = time.Now()
 		}
+		c.mu.Unlock()
 		return err
 	}, after)
 	return c

@@ -884,3 +884,28 @@ func TestCommitterFailing(t *testing.T) {
 		t.Fatalf("after a commit succeeded: %v", err)
 	}
 }
+
+// TestCommitterFailingClearedBySuccess checks that a successful commit clears the failure at
+// once, whatever the wall clock did in between (times are compared on the monotonic clock).
+func TestCommitterFailingClearedBySuccess(t *testing.T) {
+	cs := &countingStore{Store: openStore(t)}
+	c := relay.NewCommitter(cs, 64, nil)
+	defer c.Close()
+	cs.fail.Store(true)
+	_ = c.Submit(context.Background(), &relay.Ingest{MessageID: "m1", Kind: relay.KindPrediction, SubjectID: "p1", Status: replicate.Succeeded, ReceivedAt: time.Now()})
+	if c.Failing(time.Now()) == nil {
+		t.Fatal("not failing after a failed commit")
+	}
+	// A time read before the failure (as a clock stepped back would give) still sees it, and
+	// does not count as more than 10 s later.
+	if err := c.Failing(time.Now().Add(-time.Hour)); err == nil {
+		t.Error("a time before the failure reports no failure")
+	}
+	cs.fail.Store(false)
+	if err := c.Submit(context.Background(), &relay.Ingest{MessageID: "m2", Kind: relay.KindPrediction, SubjectID: "p2", Status: replicate.Succeeded, ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Failing(time.Now()); err != nil {
+		t.Fatalf("after a successful commit: %v", err)
+	}
+}

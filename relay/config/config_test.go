@@ -528,6 +528,8 @@ webhook_url = "https://hooks.slack.com/services/T/B/X"
 			problem{`config.toml: attachments.hosts: bad host "https://replicate.delivery"`}},
 		{"attachment host with port", "[attachments]\nhosts = [\"${HOSTS}\"]\n" + minimal, []string{"HOSTS", "replicate.delivery, files.example:8443"},
 			problem{`config.toml: attachments.hosts: bad host "files.example:8443"`}},
+		{"attachment host outside ASCII", "[attachments]\nhosts = [\"bücher.example\"]\n" + minimal, nil,
+			problem{`config.toml: attachments.hosts: bad host "bücher.example": write a name outside ASCII as its punycode`}},
 		{"attachment hosts empty", "[attachments]\nhosts = [\"${HOSTS}\"]\n" + minimal, nil,
 			problem{`config.toml: attachments.hosts: names no host`}},
 		{"attachment timeout", "[attachments]\ntimeout = \"0s\"\n" + minimal, nil, problem{"config.toml: attachments.timeout: must be more than 0"}},

@@ -162,6 +162,11 @@ func checkHost(h string) error {
 	if name == "" || strings.ContainsAny(name, "/:@?#* \t") || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") {
 		return fmt.Errorf(`bad host %q (want a host name such as "replicate.delivery", or ".example.com" for its subdomains; no scheme, port or path)`, h)
 	}
+	// Downloads match plain ASCII names only (see attach): a name in another script is written
+	// as its punycode.
+	if strings.IndexFunc(name, func(r rune) bool { return r > 0x7f }) >= 0 {
+		return fmt.Errorf(`bad host %q: write a name outside ASCII as its punycode ("xn--...")`, h)
+	}
 	return nil
 }
 
