@@ -18,7 +18,13 @@ import (
 
 func newReply(t *testing.T, srv *discordtest.Server, launches map[string]relay.Launch, now time.Time) *DiscordReply {
 	t.Helper()
-	r, err := NewDiscordReply(DiscordReplyOptions{AppID: discordtest.ApplicationID, BotToken: discordtest.BotToken, APIURL: srv.URL(),
+	return newReplyAt(t, srv.URL(), launches, now)
+}
+
+// newReplyAt is newReply with Discord's API at apiURL (a proxy in front of the stand-in).
+func newReplyAt(t *testing.T, apiURL string, launches map[string]relay.Launch, now time.Time) *DiscordReply {
+	t.Helper()
+	r, err := NewDiscordReply(DiscordReplyOptions{AppID: discordtest.ApplicationID, BotToken: discordtest.BotToken, APIURL: apiURL,
 		Timeout: 5 * time.Second, Now: func() time.Time { return now },
 		Launch: func(_ context.Context, id string) (relay.Launch, error) {
 			l, ok := launches[id]
@@ -112,12 +118,7 @@ func TestDiscordReplyEditAnswerLost(t *testing.T) {
 		m.Attachments = append(m.Attachments, relay.Attachment{Name: fmt.Sprintf("out-%d.png", i), ContentType: "image/png",
 			Data: []byte{0x89, 'P', 'N', 'G', byte(i)}, URL: fmt.Sprintf("https://replicate.delivery/x/out-%d.png", i)})
 	}
-	r, err := NewDiscordReply(DiscordReplyOptions{AppID: discordtest.ApplicationID, BotToken: discordtest.BotToken,
-		APIURL: proxy.URL + discordtest.APIPath, Timeout: 5 * time.Second, Now: func() time.Time { return now },
-		Launch: func(_ context.Context, id string) (relay.Launch, error) { return launches[id], nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newReplyAt(t, proxy.URL+discordtest.APIPath, launches, now)
 	if _, err := r.Notify(context.Background(), m); err == nil || relay.Classify(err).Permanent {
 		t.Fatalf("first attempt: %v, want a retryable error", err)
 	}
